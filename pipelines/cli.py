@@ -1,0 +1,136 @@
+"""The `synthgate` command: run a stage, bootstrap contracts, summarise a release."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from pipelines import STAGES
+from pipelines.errors import GateFailed, IntegrityError, SynthgateError
+
+log = logging.getLogger("synthgate")
+
+EXIT_CODES = {GateFailed: 3, IntegrityError: 4}
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(sdv|rdt|mlflow|copulas)")
+    for name in ("great_expectations", "mlflow", "alembic", "SingleTableSynthesizer", "MultiTableSynthesizer",
+                 "sdv", "rdt", "copulas", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from pipelines.config import apply_overrides, load_params
+
+    params = load_params(Path(args.params))
+    overrides = json.loads(args.overrides) if args.overrides else None
+    return apply_overrides(params, args.dataset, overrides)
+
+
+def run_stage(stage: str, cfg: Any, root: Path | None = None) -> dict[str, Any]:
+    """Run one stage's `run` for a dataset config (the edge all runners share)."""
+    import importlib
+
+    from pipelines.paths import paths_for
+
+    module = importlib.import_module(f"pipelines.{stage}")
+    started = time.perf_counter()
+    log.info("%s %s: started", stage, cfg.name)
+    result = module.run(cfg, paths_for(cfg.name, root))
+    log.info("%s %s: done in %.1f s", stage, cfg.name, time.perf_counter() - started)
+    return result
+
+
+def _cmd_stage(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    stages = STAGES if args.command == "run" else (args.command,)
+    for stage in stages:
+        run_stage(stage, cfg)
+    if "release" in stages:
+        print(summary(cfg.name))
+    return 0
+
+
+def _cmd_expectations(args: argparse.Namespace) -> int:
+    from pipelines.bootstrap import init_contracts
+    from pipelines.config import load_params
+    from pipelines.paths import paths_for
+
+    cfg = load_params(Path(args.params)).dataset(args.dataset)
+    for line in init_contracts(cfg, paths_for(cfg.name), force=args.force):
+        print(line)
+    return 0
+
+
+def summary(dataset: str, root: Path | None = None) -> str:
+    """Where the release is, its version, and one line per gate."""
+    from pipelines.io import read_json
+    from pipelines.paths import paths_for
+
+    paths = paths_for(dataset, root)
+    if not paths.manifest.is_file():
+        return f"{dataset}: no release yet ({paths.manifest} does not exist)"
+    m = read_json(paths.manifest)
+    lines = [f"{dataset}: release v{m['version']} at {paths.release_file} "
+             f"({m['files'][0]['rows']} rows, sha256 {m['files'][0]['sha256'][:16]}…)",
+             f"  created {m['created_at']}; MLflow run {m['mlflow']['run_id']} "
+             f"(experiment {m['mlflow']['experiment']})"]
+    for g in m["gates"]:
+        verdict = "PASS" if g["passed"] else "FAIL"
+        lines.append(f"  [{verdict}] {g['name']:<14} {g['value']:.4f} {g['comparison']} {g['threshold']:.4f}")
+    return "\n".join(lines)
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    print(summary(args.dataset))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="synthgate", description=__doc__)
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    for stage in (*STAGES, "run"):
+        sp = sub.add_parser(stage, help=f"run the {stage} stage" if stage != "run" else "run all six stages")
+        sp.add_argument("dataset")
+        sp.add_argument("--overrides", help='JSON merged over the dataset block, e.g. \'{"generate": {"rows": 500}}\'')
+        sp.set_defaults(func=_cmd_stage)
+    ex = sub.add_parser("expectations", help="manage the GX suites of a dataset")
+    exsub = ex.add_subparsers(dest="action", required=True)
+    init = exsub.add_parser("init", help="bootstrap raw + release suites and SDV metadata from the real data")
+    init.add_argument("dataset")
+    init.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    init.set_defaults(func=_cmd_expectations)
+    sm = sub.add_parser("summary", help="where a dataset's release is and its gate verdicts")
+    sm.add_argument("dataset")
+    sm.set_defaults(func=_cmd_summary)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: exit 0 on success, 2 bad input/config, 3 gate failed, 4 integrity error."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _quiet_libraries()
+    try:
+        return int(args.func(args))
+    except json.JSONDecodeError as err:
+        print(f"error: --overrides is not valid JSON: {err}", file=sys.stderr)
+        return 2
+    except SynthgateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return next((c for t, c in EXIT_CODES.items() if isinstance(err, t)), 2)

@@ -1,0 +1,50 @@
+"""The typed exceptions every stage raises; the CLI turns them into one clear message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class SynthgateError(Exception):
+    """Base class: an error the user can act on (its message says what to do)."""
+
+
+class ConfigError(SynthgateError):
+    """params.yaml or an override is invalid; the message names every bad key path."""
+
+    def __init__(self, problems: Iterable[str], source: str = "params.yaml") -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration in {source}:\n{lines}")
+
+
+class InvalidInputError(SynthgateError):
+    """The input data breaks its contract; the message names the file and every bad column."""
+
+    def __init__(self, path: str, problems: Iterable[str], hint: str = "") -> None:
+        self.path = path
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        tail = f"\n{hint}" if hint else ""
+        super().__init__(f"invalid input {path}:\n{lines}{tail}")
+
+
+class IntegrityError(SynthgateError):
+    """A recorded digest does not match the file on disk (tampered or stale artifact)."""
+
+
+class GateFailed(SynthgateError):
+    """One or more release gates failed; nothing was published."""
+
+    def __init__(self, dataset: str, failed: list[dict]) -> None:
+        self.dataset = dataset
+        self.failed = failed
+        lines = "\n".join(
+            f"  - {g['name']}: {g['value']:.4g} (must be {g['comparison']} {g['threshold']:.4g})"
+            f" {g.get('explanation', '')}".rstrip()
+            for g in failed
+        )
+        super().__init__(
+            f"release of '{dataset}' blocked: {len(failed)} gate(s) failed:\n{lines}\n"
+            "The previous release was left untouched."
+        )

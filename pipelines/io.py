@@ -1,0 +1,101 @@
+"""Atomic, deterministic file I/O and digests."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temp path in the target's folder; rename it over `target` only on success.
+
+    A crash or exception leaves the old `target` intact and removes the temp file.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o644)
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    """Atomically write bytes."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def dumps_json(obj: Any) -> str:
+    """Stable JSON: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def write_json(target: Path, obj: Any) -> None:
+    """Atomically write stable JSON."""
+    write_bytes(target, dumps_json(obj).encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    """Read JSON, naming the file on failure."""
+    from pipelines.errors import InvalidInputError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(str(path), ["file not found (run the upstream stage first)"]) from None
+    except json.JSONDecodeError as err:
+        raise InvalidInputError(str(path), [f"not valid JSON: {err}"]) from None
+
+
+def write_parquet(target: Path, df: pd.DataFrame) -> str:
+    """Atomically write a DataFrame as parquet with fixed settings; return its sha256.
+
+    The same frame always gives the same bytes (no index, fixed compression, no timestamps).
+    """
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow", compression="snappy")
+    return sha256_file(target)
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a parquet file written by an upstream stage, naming it when it is missing."""
+    import pandas as pd
+
+    from pipelines.errors import InvalidInputError
+
+    if not Path(path).is_file():
+        raise InvalidInputError(str(path), ["file not found (run the upstream stage first)"])
+    return pd.read_parquet(path, engine="pyarrow")

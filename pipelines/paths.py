@@ -1,0 +1,116 @@
+"""Every path a stage reads or writes, in one place (dvc.yaml lists the same ones)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The project root: $SYNTHGATE_ROOT, else the current directory (DVC runs stages there)."""
+    return Path(os.environ.get("SYNTHGATE_ROOT") or Path.cwd()).resolve()
+
+
+@dataclass(frozen=True)
+class DatasetPaths:
+    """The on-disk layout of one dataset's artifacts under `root`."""
+
+    root: Path
+    name: str
+
+    @property
+    def raw_suite(self) -> Path:
+        return self.root / "expectations" / f"{self.name}.raw.json"
+
+    @property
+    def release_suite(self) -> Path:
+        return self.root / "expectations" / f"{self.name}.release.json"
+
+    @property
+    def metadata(self) -> Path:
+        """The committed, editable SDV metadata (source of truth for fit)."""
+        return self.root / "metadata" / f"{self.name}.json"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "data" / "raw" / self.name / "snapshot.parquet"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "data" / "prepared" / self.name / "train.parquet"
+
+    @property
+    def holdout(self) -> Path:
+        return self.root / "data" / "prepared" / self.name / "holdout.parquet"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "models" / self.name / "synthesizer.pkl"
+
+    @property
+    def model_metadata(self) -> Path:
+        return self.root / "models" / self.name / "metadata.json"
+
+    @property
+    def synthetic_dir(self) -> Path:
+        return self.root / "data" / "synthetic" / self.name
+
+    def shard(self, index: int) -> Path:
+        return self.synthetic_dir / f"part-{index:05d}.parquet"
+
+    @property
+    def blended(self) -> Path:
+        return self.root / "data" / "blended" / self.name / "blended.parquet"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports" / self.name
+
+    @property
+    def validation(self) -> Path:
+        """Typed gate results (a DVC metric)."""
+        return self.reports_dir / "validation.json"
+
+    @property
+    def gx_result(self) -> Path:
+        return self.reports_dir / "gx_release.json"
+
+    @property
+    def report_html(self) -> Path:
+        return self.reports_dir / "report.html"
+
+    @property
+    def release_dir(self) -> Path:
+        return self.root / "data" / "release" / self.name
+
+    @property
+    def release_file(self) -> Path:
+        return self.release_dir / f"{self.name}.parquet"
+
+    @property
+    def manifest(self) -> Path:
+        return self.release_dir / "manifest.json"
+
+    @property
+    def release_report(self) -> Path:
+        return self.release_dir / "report.html"
+
+    @property
+    def history(self) -> Path:
+        """Append-only log of every release attempt, published or blocked."""
+        return self.release_dir / "history.jsonl"
+
+    @property
+    def manifests_dir(self) -> Path:
+        """Every published manifest, by version (old releases stay traceable)."""
+        return self.release_dir / "manifests"
+
+    def record(self, stage: str) -> Path:
+        """The stage's run record: digests, counts, MLflow run id."""
+        return self.root / "runs" / self.name / f"{stage}.json"
+
+
+def paths_for(name: str, root: Path | None = None) -> DatasetPaths:
+    """The layout for dataset `name` under `root` (default: the repo root)."""
+    return DatasetPaths(root=(root or repo_root()).resolve(), name=name)

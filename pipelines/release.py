@@ -1,0 +1,215 @@
+"""release: publish only when every gate passed, atomically; otherwise keep the last release.
+
+The new release is assembled in a temporary folder beside `data/release/<ds>/` and swapped in
+with renames; a crash at any point leaves either the old or the new release, never a mix
+(`recover` finishes an interrupted swap). Every attempt, published or blocked, is appended to
+`logs/releases/<ds>.jsonl`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines import STAGES, __version__
+from pipelines.errors import GateFailed, IntegrityError, SynthgateError
+from pipelines.io import dumps_json, read_json, sha256_file
+
+if TYPE_CHECKING:
+    from pipelines.config import DatasetConfig
+    from pipelines.paths import DatasetPaths
+
+UPSTREAM = [s for s in STAGES if s != "release"]
+
+
+def attempts_log(paths: DatasetPaths) -> Path:
+    """The append-only log of release attempts (local audit trail)."""
+    return paths.root / "logs" / "releases" / f"{paths.name}.jsonl"
+
+
+@contextlib.contextmanager
+def dataset_lock(paths: DatasetPaths) -> Iterator[None]:
+    """Exclusive lock per dataset: two releases of one dataset never write at once."""
+    lock = paths.root / "logs" / "locks" / f"{paths.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SynthgateError(
+                f"another run is releasing '{paths.name}' right now ({lock}); try again when it ends"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _old_dir(paths: DatasetPaths) -> Path:
+    return paths.release_dir.with_name(f".{paths.name}.old")
+
+
+def recover(paths: DatasetPaths) -> None:
+    """Finish or undo a swap interrupted by a crash."""
+    old = _old_dir(paths)
+    if old.exists():
+        if paths.release_dir.exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, paths.release_dir)
+    for tmp in paths.release_dir.parent.glob(f".{paths.name}.new-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _append_attempt(paths: DatasetPaths, entry: dict[str, Any]) -> None:
+    log = attempts_log(paths)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def current_version(paths: DatasetPaths) -> int:
+    """The version of the published release (0 when none)."""
+    if not paths.manifest.is_file():
+        return 0
+    return int(read_json(paths.manifest).get("version", 0))
+
+
+def load_records(paths: DatasetPaths) -> dict[str, dict[str, Any]]:
+    """Every upstream stage's run record; checks they describe the same pipeline run."""
+    records = {stage: read_json(paths.record(stage)) for stage in UPSTREAM}
+    blended = paths.blended
+    if sha256_file(blended) != records["blend"]["blended"]["sha256"]:
+        raise IntegrityError(f"{blended}: changed since blend recorded it; re-run blend")
+    if records["validate"]["blended_sha256"] != records["blend"]["blended"]["sha256"]:
+        raise IntegrityError("validation report is for another blended file; re-run validate")
+    return records
+
+
+def build_manifest(cfg: DatasetConfig, paths: DatasetPaths, records: dict[str, dict[str, Any]],
+                   validation: dict[str, Any], version: int, handle: Any) -> dict[str, Any]:
+    """The release manifest: what, from where, by which code, params, model and checks."""
+    from pipelines.tracking import code_version, runner_info
+
+    ingest, fit = records["ingest"], records["fit"]
+    return {
+        "dataset": cfg.name,
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "synthgate_version": __version__,
+        "files": [],
+        "source": {**ingest["source"], "snapshot_sha256": ingest["snapshot"]["sha256"]},
+        "split": {**ingest["split"], "train_rows": ingest["train"]["rows"],
+                  "holdout_rows": ingest["holdout"]["rows"],
+                  "train_sha256": ingest["train"]["sha256"],
+                  "holdout_sha256": ingest["holdout"]["sha256"]},
+        **code_version(paths.root),
+        "params": cfg.to_params(),
+        "mlflow": {
+            "experiment": handle.experiment_name,
+            "run_id": handle.parent_run_id,
+            "stage_runs": {**{s: r["mlflow"]["run_id"] for s, r in records.items()},
+                           "release": handle.run_id},
+        },
+        "model": {"synthesizer": fit["synthesizer"], "uri": fit["model"].get("mlflow_model_uri"),
+                  "sha256": fit["model"]["sha256"],
+                  "registered_model": fit["model"].get("registered_model"),
+                  "registered_version": fit["model"].get("registered_version")},
+        "gates": [{k: g[k] for k in ("name", "value", "threshold", "comparison", "passed")}
+                  for g in validation["gates"]],
+        "gx": records["validate"]["gx"],
+        "blend": {"strategy": records["blend"]["strategy"],
+                  "rows_by_provenance": records["blend"]["rows_by_provenance"],
+                  "contains_real_rows": records["blend"]["rows_by_provenance"].get("real", 0) > 0},
+        "records": {s: sha256_file(paths.record(s)) for s in UPSTREAM},
+        "runner": runner_info(),
+    }
+
+
+def publish(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> dict[str, Any]:
+    """Assemble the new release beside the old one, then swap it in."""
+    from pipelines.report import with_lineage
+
+    parent = paths.release_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{paths.name}.new-", dir=parent))
+    try:
+        if paths.manifests_dir.is_dir():
+            shutil.copytree(paths.manifests_dir, new / "manifests")
+        data = new / paths.release_file.name
+        shutil.copyfile(paths.blended, data)
+        rows = int(manifest.get("rows", 0))
+        rel = lambda p: str((paths.release_dir / p.name).relative_to(paths.root))  # noqa: E731
+        manifest["files"] = [{"path": rel(data), "rows": rows, "sha256": sha256_file(data)}]
+        report = new / paths.release_report.name
+        report.write_text(with_lineage(report_page, manifest), encoding="utf-8")
+        manifest["files"].append({"path": rel(report), "rows": None, "sha256": sha256_file(report)})
+        text = dumps_json(manifest)
+        (new / "manifests").mkdir(exist_ok=True)
+        (new / "manifests" / f"v{manifest['version']:04d}.json").write_text(text, encoding="utf-8")
+        (new / paths.manifest.name).write_text(text, encoding="utf-8")
+        for f in new.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        old = _old_dir(paths)
+        if paths.release_dir.exists():
+            os.replace(paths.release_dir, old)
+        os.replace(new, paths.release_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    return manifest
+
+
+def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
+    """The release stage: publish when every gate passed, else raise GateFailed."""
+    import mlflow
+
+    from pipelines import tracking
+
+    with dataset_lock(paths):
+        recover(paths)
+        records = load_records(paths)
+        validation = read_json(paths.validation)
+        failed = [g for g in validation["gates"] if not g["passed"]]
+        version = current_version(paths) + 1
+        with tracking.stage_run(cfg, paths, "release") as handle:
+            attempt = {"dataset": cfg.name, "attempted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                       "source_sha256": records["ingest"]["source"]["sha256"],
+                       "mlflow_run_id": handle.parent_run_id,
+                       "runner": tracking.runner_info(),
+                       "gates": [{k: g[k] for k in ("name", "value", "threshold", "passed")}
+                                 for g in validation["gates"]]}
+            if failed:
+                _append_attempt(paths, {**attempt, "verdict": "blocked", "version": None,
+                                        "failed": [g["name"] for g in failed]})
+                mlflow.set_tags({"synthgate.verdict": "blocked"})
+                mlflow.MlflowClient().set_tag(handle.parent_run_id, "synthgate.verdict", "blocked")
+                tracking.end_pipeline(handle, success=False)
+                raise GateFailed(cfg.name, failed)
+            manifest = build_manifest(cfg, paths, records, validation, version, handle)
+            manifest["rows"] = records["blend"]["rows"]
+            page = paths.report_html.read_text(encoding="utf-8")
+            manifest = publish(paths, manifest, page)
+            mlflow.log_artifact(str(paths.manifest), artifact_path="release")
+            mlflow.log_artifact(str(paths.release_report), artifact_path="release")
+            mlflow.log_metric("release.version", version)
+            client = mlflow.MlflowClient()
+            for run_id in (handle.run_id, handle.parent_run_id):
+                client.set_tag(run_id, "synthgate.verdict", "released")
+                client.set_tag(run_id, "synthgate.release_version", str(version))
+            _append_attempt(paths, {**attempt, "verdict": "released", "version": version,
+                                    "release_sha256": manifest["files"][0]["sha256"]})
+            tracking.end_pipeline(handle, success=True)
+    return manifest
