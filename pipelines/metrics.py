@@ -125,12 +125,14 @@ def privacy(
 
 
 def is_classification(s: pd.Series) -> bool:
-    """A target is a class label if it is not float, or a float with few distinct values."""
+    """A target is a class label unless it is a number with more than 20 distinct values."""
     import pandas as pd
 
-    if pd.api.types.is_float_dtype(s):
+    if pd.api.types.is_bool_dtype(s):
+        return True
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
         return s.nunique(dropna=True) <= 20
-    return not pd.api.types.is_datetime64_any_dtype(s)
+    return True
 
 
 def _features(df: pd.DataFrame, target: str, categories: dict[str, list[str]]) -> pd.DataFrame:

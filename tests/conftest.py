@@ -1,0 +1,132 @@
+"""Shared fixtures: isolated workspaces (their own params.yaml, contracts, MLflow store)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+HDMA = REPO / "sources" / "hdma.csv"
+DIAMONDS = REPO / "sources" / "diamonds.csv"
+WEATHER = DATA / "weather_slice.csv"
+
+
+def small_block(src: Path | str, target: str | None = None, **sections: Any) -> dict[str, Any]:
+    """A dataset block for tests: small and fast, every section present (any may be overridden)."""
+    block: dict[str, Any] = {
+        "source": {"path": str(src), "format": "csv"},
+        "target": target,
+        "seed": 3,
+        "ingest": {},
+        "fit": {},
+        "generate": {"rows": 400},
+        "blend": {},
+        "gates": {"sample_rows": 400},
+    }
+    for key, value in sections.items():
+        block[key] = value
+    return block
+
+
+def defaults() -> dict[str, Any]:
+    """The repo's own defaults block (tests run against the shipped defaults)."""
+    return yaml.safe_load((REPO / "params.yaml").read_text())["defaults"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test talks to a tracking server or inherits a runner's identity by accident."""
+    for var in ("MLFLOW_TRACKING_URI", "SYNTHGATE_PARENT_RUN_ID", "SYNTHGATE_RUNNER", "SYNTHGATE_ROOT",
+                "AIRFLOW_CTX_DAG_ID", "AIRFLOW_CTX_DAG_RUN_ID", "DVC_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
+
+
+Workspace = Callable[..., Path]
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> Workspace:
+    """Create a workspace root with params.yaml for the given dataset blocks.
+
+    `make_workspace(hdma=small_block(HDMA, "deny"), init=True)` also bootstraps the contracts
+    and metadata (like `synthgate expectations init`).
+    """
+
+    def _make(init: bool = True, root: Path | None = None, **datasets: dict[str, Any]) -> Path:
+        ws = root or tmp_path / "ws"
+        ws.mkdir(parents=True, exist_ok=True)
+        (ws / "params.yaml").write_text(yaml.safe_dump({"defaults": defaults(), "datasets": datasets}))
+        if init:
+            from pipelines.bootstrap import init_contracts
+            from pipelines.config import load_params
+            from pipelines.paths import paths_for
+
+            params = load_params(ws / "params.yaml")
+            for name in datasets:
+                list(init_contracts(params.dataset(name), paths_for(name, ws)))
+        return ws
+
+    return _make
+
+
+def load(ws: Path, name: str, overrides: dict[str, Any] | None = None) -> Any:
+    """The validated config of one dataset of a workspace."""
+    from pipelines.config import apply_overrides, load_params
+
+    return apply_overrides(load_params(ws / "params.yaml"), name, overrides)
+
+
+def run_stages(ws: Path, name: str, stages: tuple[str, ...] | None = None,
+               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run stages in-process for a workspace; return the last stage's result."""
+    from pipelines import STAGES
+    from pipelines.cli import run_stage
+
+    cfg = load(ws, name, overrides)
+    result: dict[str, Any] = {}
+    for stage in stages or STAGES:
+        result = run_stage(stage, cfg, ws)
+    return result
+
+
+def copy_repo(dest: Path) -> Path:
+    """A copy of the repository's tracked layout (no data, no venv) for end-to-end runs."""
+    skip = {".venv", "data", "models", "runs", "reports", "mlflow.db", "mlartifacts", "logs", ".dvc-storage",
+            "node_modules", "__pycache__", ".pytest_cache", "test-artifacts", ".ruff_cache", ".git"}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        out = {n for n in names if n in skip or n.endswith(".egg-info")}
+        if Path(folder).name == ".dvc":
+            out |= {n for n in names if n in ("cache", "tmp")}
+        return out
+
+    shutil.copytree(REPO, dest, ignore=ignore)
+    return dest
+
+
+def venv_env(**extra: str) -> dict[str, str]:
+    """The environment for subprocesses: this interpreter's bin folder first on PATH."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "SYNTHGATE_PARENT_RUN_ID", "SYNTHGATE_RUNNER", "SYNTHGATE_ROOT")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def git_init(path: Path) -> None:
+    """Make `path` a git repository with everything committed (DVC experiments need one)."""
+    import subprocess
+
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=path, check=True, capture_output=True)

@@ -1,0 +1,71 @@
+"""The `synthgate` command: contract bootstrap, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pipelines.cli import main
+from tests.conftest import HDMA, small_block
+
+
+def test_expectations_init_never_overwrites_without_force(make_workspace, capsys, monkeypatch):
+    ws = make_workspace(init=False, hdma=small_block(HDMA, "deny"))
+    monkeypatch.chdir(ws)
+    assert main(["expectations", "init", "hdma"]) == 0
+    suite = ws / "expectations" / "hdma.raw.json"
+    assert "wrote   expectations/hdma.raw.json" in capsys.readouterr().out
+    edited = json.loads(suite.read_text())
+    edited["expectations"] = edited["expectations"][:3]
+    suite.write_text(json.dumps(edited))
+    assert main(["expectations", "init", "hdma"]) == 0
+    assert "kept    expectations/hdma.raw.json" in capsys.readouterr().out
+    assert json.loads(suite.read_text()) == edited
+    assert main(["expectations", "init", "hdma", "--force"]) == 0
+    assert len(json.loads(suite.read_text())["expectations"]) > 3
+
+
+def test_bootstrapped_contracts_cover_schema_nulls_ranges_categories_rows(make_workspace):
+    ws = make_workspace(hdma=small_block(HDMA, "deny"))
+    raw = json.loads((ws / "expectations" / "hdma.raw.json").read_text())
+    kinds = {e["type"] for e in raw["expectations"]}
+    assert {"expect_table_row_count_to_be_between", "expect_table_columns_to_match_ordered_list",
+            "expect_column_values_to_be_in_type_list", "expect_column_values_to_not_be_null",
+            "expect_column_values_to_be_between", "expect_column_values_to_be_in_set"} <= kinds
+    deny = next(e for e in raw["expectations"] if e["type"] == "expect_column_values_to_be_in_set"
+                and e["kwargs"]["column"] == "deny")
+    assert deny["kwargs"]["value_set"] == ["no", "yes"]
+    meta = json.loads((ws / "metadata" / "hdma.json").read_text())
+    assert meta["tables"]["hdma"]["columns"]["deny"]["sdtype"] == "categorical"
+
+
+def test_bad_config_exits_2_naming_the_key(make_workspace, capsys, monkeypatch):
+    ws = make_workspace(init=False, hdma=small_block(HDMA, "deny", generate={"rows": -1}))
+    monkeypatch.chdir(ws)
+    assert main(["ingest", "hdma"]) == 2
+    assert "datasets.hdma.generate.rows" in capsys.readouterr().err
+
+
+def test_bad_overrides_exit_2(make_workspace, capsys, monkeypatch):
+    ws = make_workspace(init=False, hdma=small_block(HDMA, "deny"))
+    monkeypatch.chdir(ws)
+    assert main(["ingest", "hdma", "--overrides", "{not json"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert main(["ingest", "hdma", "--overrides", '{"generate": {"rows": 0}}']) == 2
+    assert "generate.rows" in capsys.readouterr().err
+
+
+def test_missing_source_exits_2_naming_file(make_workspace, tmp_path, capsys, monkeypatch):
+    ws = make_workspace(init=False, hdma=small_block(tmp_path / "gone.csv", "deny"))
+    monkeypatch.chdir(ws)
+    assert main(["ingest", "hdma"]) == 2
+    err = capsys.readouterr().err
+    assert "gone.csv" in err and "source file not found" in err
+    assert not os.path.exists(ws / "data")
+
+
+def test_summary_without_release(make_workspace, capsys, monkeypatch):
+    ws = make_workspace(init=False, hdma=small_block(HDMA, "deny"))
+    monkeypatch.chdir(ws)
+    assert main(["summary", "hdma"]) == 0
+    assert "no release yet" in capsys.readouterr().out

@@ -1,0 +1,109 @@
+"""params.yaml validation: every bad key is named by its path."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from pipelines.config import apply_overrides, load_params, parse_params
+from pipelines.errors import ConfigError
+from tests.conftest import HDMA, REPO, defaults, small_block
+
+
+def _params(**datasets):
+    return {"defaults": defaults(), "datasets": datasets}
+
+
+def test_repo_params_load_and_merge_defaults():
+    params = load_params(REPO / "params.yaml")
+    hdma = params.dataset("hdma")
+    assert hdma.target == "deny"
+    assert hdma.fit.synthesizer == "gaussian_copula"  # inherited from defaults
+    assert hdma.generate.rows == 2000  # dataset override
+    assert hdma.gates.quality_min == defaults()["gates"]["quality_min"]
+    assert {"hdma", "diamonds"} <= set(params.datasets)
+
+
+def test_config_is_frozen():
+    cfg = load_params(REPO / "params.yaml").dataset("hdma")
+    with pytest.raises(Exception, match="frozen"):
+        cfg.seed = 1  # type: ignore[misc]
+
+
+def test_unknown_key_is_named_by_path():
+    block = small_block(HDMA, "deny", generate={"rowz": 10})
+    with pytest.raises(ConfigError, match=r"datasets\.hdma\.generate\.rowz: unknown key"):
+        parse_params(_params(hdma=block))
+
+
+def test_negative_rows_rejected_with_path():
+    with pytest.raises(ConfigError, match=r"datasets\.hdma\.generate\.rows: .*greater than or equal to 1"):
+        parse_params(_params(hdma=small_block(HDMA, generate={"rows": -5})))
+
+
+def test_missing_section_says_how_to_fix():
+    block = small_block(HDMA)
+    del block["blend"]
+    with pytest.raises(ConfigError, match=r"datasets\.hdma\.blend: missing .*inherits the defaults"):
+        parse_params(_params(hdma=block))
+
+
+def test_unknown_synthesizer_param_lists_allowed():
+    block = small_block(HDMA, fit={"synthesizer": "gaussian_copula", "params": {"epochs": 3}})
+    with pytest.raises(ConfigError, match=r"datasets\.hdma\.fit: .*epochs.*allowed: .*enforce_rounding"):
+        parse_params(_params(hdma=block))
+
+
+def test_every_problem_is_reported_at_once():
+    bad = small_block(HDMA, generate={"rows": 0}, ingest={"holdout_fraction": 2})
+    with pytest.raises(ConfigError) as err:
+        parse_params(_params(hdma=bad, Bad=small_block(HDMA)))
+    text = str(err.value)
+    assert "datasets.hdma.generate.rows" in text
+    assert "datasets.hdma.ingest.holdout_fraction" in text
+    assert "datasets.Bad: dataset names" in text
+
+
+def test_sql_source_needs_url():
+    block = small_block("q.sql")
+    block["source"] = {"path": "q.sql", "format": "sql"}
+    with pytest.raises(ConfigError, match=r"datasets\.hdma\.source: .*needs `url`"):
+        parse_params(_params(hdma=block))
+
+
+def test_overrides_are_merged_and_validated():
+    params = parse_params(_params(hdma=small_block(HDMA, "deny")))
+    cfg = apply_overrides(params, "hdma", {"generate": {"rows": 20000}, "seed": 9})
+    assert cfg.generate.rows == 20000 and cfg.seed == 9
+    assert cfg.generate.shard_rows == defaults()["generate"]["shard_rows"]
+    with pytest.raises(ConfigError, match=r"generate\.rows: .*greater than or equal to 1"):
+        apply_overrides(params, "hdma", {"generate": {"rows": -1}})
+    with pytest.raises(ConfigError, match=r"source: cannot be overridden per run"):
+        apply_overrides(params, "hdma", {"source": {"path": "x.csv"}})
+    with pytest.raises(ConfigError, match=r"blend\.strategy"):
+        apply_overrides(params, "hdma", {"blend": {"strategy": "copy_everything"}})
+
+
+def test_unknown_dataset_lists_known_ones():
+    params = parse_params(_params(hdma=small_block(HDMA)))
+    with pytest.raises(ConfigError, match=r"datasets\.nope: no such dataset \(configured: hdma\)"):
+        params.dataset("nope")
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("defaults: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(ConfigError, match="file not found"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_unknown_top_level_and_default_keys():
+    raw = _params(hdma=small_block(HDMA))
+    raw["extra"] = 1
+    raw["defaults"] = {**raw["defaults"], "gatez": {}}
+    with pytest.raises(ConfigError) as err:
+        parse_params(yaml.safe_load(yaml.safe_dump(raw)))
+    assert "extra: unknown top-level key" in str(err.value)
+    assert "defaults.gatez: unknown key" in str(err.value)

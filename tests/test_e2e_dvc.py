@@ -1,0 +1,105 @@
+"""End to end with the embedded default: `dvc repro` in a temp copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.io import sha256_file
+from tests.conftest import copy_repo, git_init, run_stages, venv_env
+
+pytestmark = pytest.mark.slow
+
+ROWS = 400
+
+
+def _dvc(repo: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True,
+                          timeout=900)
+    if ok:
+        assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A copy of the repo whose params.yaml keeps only a small HDMA pipeline, built once."""
+    dest = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    hdma = params["datasets"]["hdma"]
+    hdma["generate"] = {"rows": ROWS}
+    hdma["gates"] = {"sample_rows": ROWS}
+    params["datasets"] = {"hdma": hdma}
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    git_init(dest)
+    first = _dvc(dest, "repro")
+    assert _ran(first.stdout) == [f"{s}@hdma" for s in ("ingest", "fit", "generate", "blend", "validate",
+                                                          "release")]
+    return dest
+
+
+def test_release_and_manifest(repo):
+    manifest = json.loads((repo / "data/release/hdma/manifest.json").read_text())
+    assert manifest["files"][0]["rows"] == ROWS
+    assert manifest["runner"]["runner"] == "dvc"
+    assert manifest["files"][0]["sha256"] == sha256_file(repo / "data/release/hdma/hdma.parquet")
+    metrics = _dvc(repo, "metrics", "show", "--json").stdout
+    assert "quality" in metrics
+
+
+def test_second_repro_is_a_noop(repo):
+    again = _dvc(repo, "repro")
+    assert _ran(again.stdout) == []
+    status = _dvc(repo, "status")
+    assert "Data and pipelines are up to date" in status.stdout
+
+
+def test_push_to_default_remote(repo):
+    _dvc(repo, "push")
+    assert any((repo / ".dvc-storage").rglob("*"))
+
+
+def test_same_seed_same_bytes_across_runners(repo, make_workspace):
+    """Determinism: an in-process run with the same params gives the release DVC made."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    block = params["datasets"]["hdma"]
+    block["source"]["path"] = str(repo / block["source"]["path"])
+    ws = make_workspace(hdma=block)
+    run_stages(ws, "hdma")
+    assert sha256_file(ws / "data/release/hdma/hdma.parquet") == sha256_file(
+        repo / "data/release/hdma/hdma.parquet")
+
+
+def test_exp_run_reruns_only_downstream(repo):
+    out = _dvc(repo, "exp", "run", "-S", f"datasets.hdma.generate.rows={ROWS + 100}")
+    assert _ran(out.stdout) == [f"{s}@hdma" for s in ("generate", "blend", "validate", "release")]
+    manifest = json.loads((repo / "data/release/hdma/manifest.json").read_text())
+    assert manifest["files"][0]["rows"] == ROWS + 100
+
+
+def test_impossible_gate_fails_naming_it_and_keeps_release(repo):
+    release = repo / "data/release/hdma"
+    before = {p.name: sha256_file(p) for p in release.glob("*") if p.is_file()}
+    params_file = repo / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["datasets"]["hdma"]["gates"]["dcr_share_max"] = 0.0
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        proc = _dvc(repo, "repro", ok=False)
+        assert proc.returncode != 0
+        assert re.search(r"dcr_share: 0\.\d+ \(must be <= 0\)", proc.stdout + proc.stderr)
+        assert _ran(proc.stdout) == ["validate@hdma", "release@hdma"]
+        assert {p.name: sha256_file(p) for p in release.glob("*") if p.is_file()} == before
+    finally:
+        params_file.write_text(original)

@@ -1,0 +1,143 @@
+"""validate + release: manifest contents, blocked releases, crash safety, the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import release
+from pipelines.errors import GateFailed, SynthgateError
+from pipelines.io import sha256_file
+from pipelines.paths import paths_for
+from tests.conftest import HDMA, defaults, load, run_stages, small_block
+
+
+def _tree(path: Path) -> dict[str, str]:
+    return {str(f.relative_to(path)): sha256_file(f) for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory) -> Path:
+    """A workspace with one published release of the real HDMA table (v1)."""
+    from pipelines.bootstrap import init_contracts
+    from pipelines.config import load_params
+
+    ws = tmp_path_factory.mktemp("released")
+    block = small_block(HDMA, "deny", generate={"rows": 600})
+    (ws / "params.yaml").write_text(yaml.safe_dump({"defaults": defaults(), "datasets": {"hdma": block}}))
+    list(init_contracts(load_params(ws / "params.yaml").dataset("hdma"), paths_for("hdma", ws)))
+    run_stages(ws, "hdma")
+    return ws
+
+
+def test_manifest_has_the_lineage_fields(released):
+    p = paths_for("hdma", released)
+    m = json.loads(p.manifest.read_text())
+    assert m["dataset"] == "hdma" and m["version"] == 1
+    for key in ("created_at", "files", "source", "git_commit", "params", "mlflow", "model", "gates", "runner"):
+        assert key in m, key
+    data = m["files"][0]
+    assert data["path"] == "data/release/hdma/hdma.parquet" and data["rows"] == 600
+    assert data["sha256"] == sha256_file(p.release_file)
+    assert m["source"]["sha256"] == sha256_file(HDMA)
+    assert m["model"]["sha256"] == json.loads(p.record("fit").read_text())["model"]["sha256"]
+    assert {g["name"] for g in m["gates"]} == {"gx_release", "quality", "diagnostic", "exact_copies",
+                                               "dcr_share", "utility"}
+    assert all(g["passed"] for g in m["gates"])
+    assert m["params"]["generate"]["rows"] == 600 and m["params"]["seed"] == 3
+    assert (p.manifests_dir / "v0001.json").read_text() == p.manifest.read_text()
+    report = p.release_report.read_text()
+    assert "Lineage" in report and m["mlflow"]["run_id"] in report
+
+
+def test_manifest_names_mlflow_runs_that_exist(released):
+    from pipelines.tracking import get_run
+
+    m = json.loads(paths_for("hdma", released).manifest.read_text())
+    parent = get_run(m["mlflow"]["run_id"], released)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["synthgate.verdict"] == "released"
+    assert parent.data.params["generate.rows"] == "600"
+    for stage, run_id in m["mlflow"]["stage_runs"].items():
+        child = get_run(run_id, released)
+        assert child.data.tags["mlflow.parentRunId"] == m["mlflow"]["run_id"], stage
+        assert child.info.run_name == stage
+    fit = get_run(m["mlflow"]["stage_runs"]["fit"], released)
+    assert fit.data.params["synthesizer"] == "gaussian_copula"
+    ingest = get_run(m["mlflow"]["stage_runs"]["ingest"], released)
+    assert {d.dataset.digest for d in ingest.inputs.dataset_inputs}  # inputs logged with digests
+
+
+def test_impossible_gate_blocks_release_and_keeps_previous(released):
+    p = paths_for("hdma", released)
+    before = _tree(p.release_dir)
+    cfg = load(released, "hdma", {"gates": {"quality_min": 0.999}})
+    run_stages(released, "hdma", ("validate",), {"gates": {"quality_min": 0.999}})
+    with pytest.raises(GateFailed, match=r"quality: 0\.\d+ \(must be >= 0\.999\)") as err:
+        release.run(cfg, p)
+    assert "previous release was left untouched" in str(err.value)
+    assert _tree(p.release_dir) == before
+    log = [json.loads(x) for x in release.attempts_log(p).read_text().splitlines()]
+    assert log[-1]["verdict"] == "blocked" and log[-1]["failed"] == ["quality"]
+    from pipelines.tracking import get_run
+
+    assert get_run(log[-1]["mlflow_run_id"], released).info.status == "FAILED"
+    run_stages(released, "hdma", ("validate",))  # restore the passing report
+
+
+def test_crash_mid_swap_leaves_old_release(released, monkeypatch):
+    p = paths_for("hdma", released)
+    run_stages(released, "hdma", ("validate",))
+    before = _tree(p.release_dir)
+    real_replace = os.replace
+
+    def crash(src, dst):
+        if str(src).endswith(f".{p.name}.old") or ".new-" in str(src):
+            raise OSError("simulated crash")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(release.os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        release.run(load(released, "hdma"), p)
+    monkeypatch.undo()
+    release.recover(p)
+    assert _tree(p.release_dir) == before
+    assert not list(p.release_dir.parent.glob(".hdma.*"))
+
+
+def test_recover_restores_an_interrupted_swap(released):
+    p = paths_for("hdma", released)
+    before = _tree(p.release_dir)
+    os.replace(p.release_dir, release._old_dir(p))  # crash right after moving the old one away
+    release.recover(p)
+    assert _tree(p.release_dir) == before
+
+
+def test_second_release_increments_version_and_keeps_history(released):
+    p = paths_for("hdma", released)
+    run_stages(released, "hdma", ("validate", "release"))
+    m = json.loads(p.manifest.read_text())
+    assert m["version"] >= 2
+    assert sorted(x.name for x in p.manifests_dir.iterdir())[-1] == f"v{m['version']:04d}.json"
+    assert (p.manifests_dir / "v0001.json").is_file()
+
+
+def test_concurrent_release_is_refused(released):
+    p = paths_for("hdma", released)
+    with release.dataset_lock(p), pytest.raises(SynthgateError, match="another run is releasing 'hdma'"):
+        release.run(load(released, "hdma"), p)
+
+
+def test_release_refuses_stale_validation(released):
+    p = paths_for("hdma", released)
+    record = json.loads(p.record("validate").read_text())
+    try:
+        p.record("validate").write_text(json.dumps({**record, "blended_sha256": "0" * 64}))
+        with pytest.raises(SynthgateError, match="validation report is for another blended file"):
+            release.run(load(released, "hdma"), p)
+    finally:
+        p.record("validate").write_text(json.dumps(record))
