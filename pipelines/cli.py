@@ -82,7 +82,7 @@ def summary(dataset: str, root: Path | None = None) -> str:
     if not paths.manifest.is_file():
         return f"{dataset}: no release yet ({paths.manifest} does not exist)"
     m = read_json(paths.manifest)
-    lines = [f"{dataset}: release v{m['version']} at {paths.release_file} "
+    lines = [f"{dataset}: release v{m['version']} at {paths.release_file.relative_to(paths.root)} "
              f"({m['files'][0]['rows']} rows, sha256 {m['files'][0]['sha256'][:16]}…)",
              f"  created {m['created_at']}; MLflow run {m['mlflow']['run_id']} "
              f"(experiment {m['mlflow']['experiment']})"]
