@@ -103,3 +103,26 @@ def test_impossible_gate_fails_naming_it_and_keeps_release(repo):
         assert {p.name: sha256_file(p) for p in release.glob("*") if p.is_file()} == before
     finally:
         params_file.write_text(original)
+
+
+def test_adding_a_csv_dataset_takes_a_block_and_init(repo):
+    """A new dataset: one params.yaml block, `synthgate expectations init`, then `dvc repro`."""
+    from tests.conftest import WEATHER
+
+    (repo / "sources" / "weather.csv").write_bytes(WEATHER.read_bytes())
+    params_file = repo / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    params["datasets"]["weather"] = {
+        "source": {"path": "sources/weather.csv", "format": "csv"}, "target": None, "seed": 1,
+        "ingest": {}, "fit": {}, "generate": {"rows": 300}, "blend": {}, "gates": {"sample_rows": 300},
+    }
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    init = subprocess.run(["synthgate", "expectations", "init", "weather"], cwd=repo, env=venv_env(),
+                          capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr
+    assert "wrote   expectations/weather.raw.json" in init.stdout
+    out = _dvc(repo, "repro", "release@weather")
+    assert _ran(out.stdout)[0] == "ingest@weather" and _ran(out.stdout)[-1] == "release@weather"
+    manifest = json.loads((repo / "data/release/weather/manifest.json").read_text())
+    assert manifest["files"][0]["rows"] == 300
+    assert "Running stage" not in _dvc(repo, "repro", "release@hdma").stdout  # hdma untouched
