@@ -23,8 +23,23 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SKIP = {".venv", "data", "models", "runs", "reports", "mlflow.db", "mlartifacts", "logs", ".dvc-storage",
-        "node_modules", "__pycache__", ".pytest_cache", "test-artifacts", ".ruff_cache", ".git"}
+SKIP = {
+    ".venv",
+    "data",
+    "models",
+    "runs",
+    "reports",
+    "mlflow.db",
+    "mlartifacts",
+    "logs",
+    ".dvc-storage",
+    "node_modules",
+    "__pycache__",
+    ".pytest_cache",
+    "test-artifacts",
+    ".ruff_cache",
+    ".git",
+}
 
 
 def _scratch(root: Path) -> Path:
@@ -37,8 +52,11 @@ def _scratch(root: Path) -> Path:
     dest = root / "repo"
     shutil.copytree(REPO, dest, ignore=ignore)
     (dest / "dvc.lock").unlink(missing_ok=True)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"],
+    ):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     return dest
 
@@ -77,8 +95,13 @@ print(json.dumps({"times": times, "peak_rss_mb": round(resource.getrusage(resour
 
 
 def _stages(repo: Path, name: str, stages: list[str], overrides: dict) -> dict:
-    subprocess.run([sys.executable, "-m", "pipelines", "expectations", "init", name], cwd=repo, env=_env(),
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pipelines", "expectations", "init", name],
+        cwd=repo,
+        env=_env(),
+        check=True,
+        capture_output=True,
+    )
     _, out = _timed([sys.executable, "-c", _CHILD, name, ",".join(stages), json.dumps(overrides)], repo)
     return json.loads(out.strip().splitlines()[-1])
 
@@ -103,8 +126,14 @@ def main() -> None:
             rows.append((f"stages-{name}", detail, f"{sum(r['times'].values()):.1f}", str(r["peak_rss_mb"])))
         if not args.quick:
             r = _stages(repo, "diamonds", ["generate"], {"generate": {"rows": 1_000_000, "shard_rows": 50_000}})
-            rows.append(("generate-1M", "diamonds, 20 shards of 50k rows", f"{r['times']['generate']:.1f}",
-                         str(r["peak_rss_mb"])))
+            rows.append(
+                (
+                    "generate-1M",
+                    "diamonds, 20 shards of 50k rows",
+                    f"{r['times']['generate']:.1f}",
+                    str(r["peak_rss_mb"]),
+                )
+            )
     print("| scenario | what | wall s | peak RSS MB |")
     print("|---|---|---|---|")
     for row in rows:

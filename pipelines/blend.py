@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pipelines.contracts import PROVENANCE
@@ -16,25 +17,48 @@ if TYPE_CHECKING:
 
 
 def blend(
-    synthetic: pd.DataFrame, train: pd.DataFrame, cfg: BlendConfig, seed: int, dataset: str = ""
+    synthetic: pd.DataFrame,
+    train: pd.DataFrame,
+    cfg: BlendConfig,
+    seed: int,
+    dataset: str = "",
+    protect: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    classes: tuple[str, dict[Any, float]] | None = None,
 ) -> pd.DataFrame:
     """Blend per strategy; every row gets `_provenance` = 'synthetic' | 'real'.
 
     synthetic_only: the synthetic rows as sampled. augment: plus round(real_ratio * n_synthetic)
-    real train rows drawn without replacement, then shuffled with the seed.
+    real train rows drawn without replacement, then shuffled with the seed. rebalance: the
+    synthetic rows (sampled per class by generate) plus, when real_ratio > 0, real rows drawn per
+    class in the same shares (`classes`: column and share per class), shuffled. `protect` is
+    applied to the real rows (PII pseudonymised or dropped, as the synthetic rows' PII was).
     """
     import pandas as pd
+
+    from pipelines import rebalance
 
     syn = synthetic.assign(**{PROVENANCE: "synthetic"})
     if cfg.strategy == "synthetic_only":
         return syn.reset_index(drop=True)
     n_real = round(cfg.real_ratio * len(synthetic))
     if n_real > len(train):
-        raise ConfigError([
-            f"datasets.{dataset}.blend.real_ratio: {cfg.real_ratio} asks for {n_real} real rows, "
-            f"the train split has {len(train)}; lower real_ratio or generate fewer rows"
-        ])
-    real = train.sample(n=n_real, random_state=seed).assign(**{PROVENANCE: "real"})
+        raise ConfigError(
+            [
+                f"datasets.{dataset}.blend.real_ratio: {cfg.real_ratio} asks for {n_real} real rows, "
+                f"the train split has {len(train)}; lower real_ratio or generate fewer rows"
+            ]
+        )
+    if cfg.strategy == "rebalance":
+        if classes is None:
+            raise ValueError("strategy 'rebalance' needs the class shares")
+        column, shares = classes
+        counts = rebalance.allocate(n_real, shares)
+        real = rebalance.real_rows(train, column, counts, seed, f"datasets.{dataset}.blend")
+    else:
+        real = train.sample(n=n_real, random_state=seed)
+    if protect is not None:
+        real = protect(real)
+    real = real.assign(**{PROVENANCE: "real"})
     real = real.astype({c: syn[c].dtype for c in syn.columns if c in real.columns}, errors="ignore")
     both = pd.concat([syn, real], ignore_index=True)
     return both.sample(frac=1.0, random_state=seed).reset_index(drop=True)
@@ -54,15 +78,54 @@ def read_synthetic(paths: DatasetPaths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _pii_protector(cfg: DatasetConfig, paths: DatasetPaths) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
+    """Pseudonymise (or drop) the PII columns of real rows per the fit record's plan."""
+    from pipelines import pii
+    from pipelines.generate import real_pii_values
+
+    fit_record = read_json(paths.record("fit"))
+    plan = pii.PiiPlan.from_dict(fit_record.get("pii"))
+    if not plan.columns or cfg.blend.strategy == "synthetic_only":
+        return None
+    avoid = real_pii_values(paths, fit_record)
+    return lambda real: pii.apply_plan(real, plan, cfg.seed, avoid, pseudonymous=True)
+
+
+def _classes(cfg: DatasetConfig, paths: DatasetPaths) -> tuple[str, dict[Any, float]] | None:
+    """Rebalance: the column and class shares, checked against what generate sampled."""
+    from pipelines import rebalance
+
+    if cfg.blend.strategy != "rebalance":
+        return None
+    fit_record = read_json(paths.record("fit"))
+    protected = [c["column"] for c in (fit_record.get("pii") or {}).get("columns", [])]
+    column, shares = rebalance.class_shares(cfg, fit_record.get("domain") or {}, protected)
+    sampled = read_json(paths.record("generate")).get("rebalance") or {}
+    if sampled.get("column") != column or sampled.get("shares") != dict(cfg.blend.shares):
+        raise ConfigError(
+            [
+                f"datasets.{cfg.name}.blend: the synthetic rows were sampled for {sampled or 'no rebalancing'}, "
+                f"the config asks for column '{column}' with shares {dict(cfg.blend.shares)}; re-run generate"
+            ]
+        )
+    return column, shares
+
+
 def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     """The blend stage."""
     import mlflow
 
     from pipelines import tracking
 
+    if cfg.source.tables:  # a relational dataset: the synthetic tables, with provenance
+        from pipelines.relational import run_blend
+
+        return run_blend(cfg, paths)
+
     synthetic = read_synthetic(paths)
     train = read_parquet(paths.train)
-    out = blend(synthetic, train, cfg.blend, cfg.seed, cfg.name)
+    classes = _classes(cfg, paths)
+    out = blend(synthetic, train, cfg.blend, cfg.seed, cfg.name, protect=_pii_protector(cfg, paths), classes=classes)
     with tracking.stage_run(cfg, paths, "blend") as handle:
         sha = write_parquet(paths.blended, out)
         counts = out[PROVENANCE].value_counts().to_dict()
@@ -76,8 +139,22 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             "rows": len(out),
             "rows_by_provenance": {k: int(v) for k, v in counts.items()},
             "blended": {"path": str(paths.blended.relative_to(paths.root)), "sha256": sha},
-            "mlflow": {"run_id": handle.run_id, "parent_run_id": handle.parent_run_id,
-                       "experiment": handle.experiment_name},
+            "mlflow": {
+                "run_id": handle.run_id,
+                "parent_run_id": handle.parent_run_id,
+                "experiment": handle.experiment_name,
+            },
         }
+        if classes is not None:
+            from pipelines.rebalance import achieved
+
+            record["rebalance"] = {
+                "column": classes[0],
+                "requested": {str(k): round(v, 6) for k, v in classes[1].items()},
+                "achieved": achieved(out, classes[0]),
+            }
+            mlflow.log_metrics(
+                {f"share.{k}": v for k, v in record["rebalance"]["achieved"].items() if k.replace("_", "").isalnum()}
+            )
         write_json(paths.record("blend"), record)
     return record

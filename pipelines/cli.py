@@ -25,8 +25,17 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(sdv|rdt|mlflow|copulas)")
-    for name in ("great_expectations", "mlflow", "alembic", "SingleTableSynthesizer", "MultiTableSynthesizer",
-                 "sdv", "rdt", "copulas", "py.warnings"):
+    for name in (
+        "great_expectations",
+        "mlflow",
+        "alembic",
+        "SingleTableSynthesizer",
+        "MultiTableSynthesizer",
+        "sdv",
+        "rdt",
+        "copulas",
+        "py.warnings",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -82,10 +91,11 @@ def summary(dataset: str, root: Path | None = None) -> str:
     if not paths.manifest.is_file():
         return f"{dataset}: no release yet ({paths.manifest} does not exist)"
     m = read_json(paths.manifest)
-    lines = [f"{dataset}: release v{m['version']} at {paths.release_file.relative_to(paths.root)} "
-             f"({m['files'][0]['rows']} rows, sha256 {m['files'][0]['sha256'][:16]}…)",
-             f"  created {m['created_at']}; MLflow run {m['mlflow']['run_id']} "
-             f"(experiment {m['mlflow']['experiment']})"]
+    lines = [
+        f"{dataset}: release v{m['version']} at {paths.release_file.relative_to(paths.root)} "
+        f"({m['files'][0]['rows']} rows, sha256 {m['files'][0]['sha256'][:16]}…)",
+        f"  created {m['created_at']}; MLflow run {m['mlflow']['run_id']} (experiment {m['mlflow']['experiment']})",
+    ]
     for g in m["gates"]:
         verdict = "PASS" if g["passed"] else "FAIL"
         lines.append(f"  [{verdict}] {g['name']:<14} {g['value']:.4f} {g['comparison']} {g['threshold']:.4f}")
@@ -140,14 +150,59 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("summary", help="where a dataset's release is and its gate verdicts")
     sm.add_argument("dataset")
     sm.set_defaults(func=_cmd_summary)
+    ln = sub.add_parser("lineage", help="walk a release back to its source, code, params, model and gates")
+    ln.add_argument("query", help="a release file path, its sha256 (or a prefix), or <dataset>@<version|latest>")
+    ln.add_argument("--json", action="store_true", help="print the lineage as JSON")
+    ln.add_argument("--no-mlflow", action="store_true", help="do not read the MLflow tracking store")
+    ln.set_defaults(func=_cmd_lineage)
+    rl = sub.add_parser("releases", help="every release attempt of a dataset, published or blocked")
+    rl.add_argument("dataset")
+    rl.add_argument("--json", action="store_true", help="print the list as JSON")
+    rl.set_defaults(func=_cmd_releases)
+    rp = sub.add_parser("reproduce", help="re-run a release from its records and compare its sha256")
+    rp.add_argument("query", help="<dataset>@<version>, or a release file path / sha256")
+    rp.add_argument("--json", action="store_true", help="print the result as JSON")
+    rp.add_argument("--workdir", type=Path, help="scratch folder (empty or new); default: a temp folder")
+    rp.add_argument("--keep", action="store_true", help="keep the scratch workspace afterwards")
+    rp.add_argument("--timeout", type=int, default=3600, help="seconds the pipeline may run (default 3600)")
+    rp.set_defaults(func=_cmd_reproduce)
     return p
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    """Exit 0 when every record checks out, 4 when a file or record was tampered with, 1 otherwise."""
+    from pipelines.lineage import lineage, render
+
+    report = lineage(args.query, use_mlflow=not args.no_mlflow)
+    print(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render(report))
+    return 4 if report["tampered"] else (0 if report["ok"] else 1)
+
+
+def _cmd_releases(args: argparse.Namespace) -> int:
+    from pipelines.lineage import releases, render_releases
+
+    report = releases(args.dataset)
+    print(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render_releases(report))
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    """Exit 0 when the new release file has the recorded sha256, 4 when it does not."""
+    from pipelines.reproduce import render, reproduce
+
+    result = reproduce(args.query, workdir=args.workdir, keep=args.keep, timeout=args.timeout)
+    print(json.dumps(result, indent=2, sort_keys=True, default=str) if args.json else render(result))
+    return 0 if result["same"] else 4
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exit 0 on success, 2 bad input/config, 3 gate failed, 4 integrity error."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     _quiet_libraries()
     try:
         return int(args.func(args))

@@ -27,10 +27,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import ConfigError
 
@@ -45,26 +45,59 @@ SYNTHESIZER_PARAMS: dict[str, frozenset[str]] = {
     ),
     "ctgan": frozenset(
         {
-            "enforce_min_max_values", "enforce_rounding", "embedding_dim", "generator_dim",
-            "discriminator_dim", "generator_lr", "generator_decay", "discriminator_lr",
-            "discriminator_decay", "batch_size", "discriminator_steps", "log_frequency",
-            "epochs", "pac", "enable_gpu",
+            "enforce_min_max_values",
+            "enforce_rounding",
+            "embedding_dim",
+            "generator_dim",
+            "discriminator_dim",
+            "generator_lr",
+            "generator_decay",
+            "discriminator_lr",
+            "discriminator_decay",
+            "batch_size",
+            "discriminator_steps",
+            "log_frequency",
+            "epochs",
+            "pac",
+            "enable_gpu",
         }
     ),
     "tvae": frozenset(
         {
-            "enforce_min_max_values", "enforce_rounding", "embedding_dim", "compress_dims",
-            "decompress_dims", "l2scale", "batch_size", "epochs", "loss_factor", "enable_gpu",
+            "enforce_min_max_values",
+            "enforce_rounding",
+            "embedding_dim",
+            "compress_dims",
+            "decompress_dims",
+            "l2scale",
+            "batch_size",
+            "epochs",
+            "loss_factor",
+            "enable_gpu",
         }
     ),
     "copulagan": frozenset(
         {
-            "enforce_min_max_values", "enforce_rounding", "embedding_dim", "generator_dim",
-            "discriminator_dim", "generator_lr", "generator_decay", "discriminator_lr",
-            "discriminator_decay", "batch_size", "discriminator_steps", "log_frequency",
-            "epochs", "pac", "enable_gpu", "numerical_distributions", "default_distribution",
+            "enforce_min_max_values",
+            "enforce_rounding",
+            "embedding_dim",
+            "generator_dim",
+            "discriminator_dim",
+            "generator_lr",
+            "generator_decay",
+            "discriminator_lr",
+            "discriminator_decay",
+            "batch_size",
+            "discriminator_steps",
+            "log_frequency",
+            "epochs",
+            "pac",
+            "enable_gpu",
+            "numerical_distributions",
+            "default_distribution",
         }
     ),
+    "hma": frozenset({"locales"}),
 }
 """Constructor arguments each SDV 2.0 synthesizer accepts (checked without importing SDV)."""
 
@@ -75,16 +108,44 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TableSource(_Model):
+    """One table of a relational dataset: its file (inside `source.path`) and primary key."""
+
+    file: str = Field(description="file name inside the `source.path` folder (csv or parquet, per `format`)")
+    primary_key: str | None = Field(default=None, description="the column that identifies a row")
+
+
+class Relationship(_Model):
+    """A foreign key: `child.child_key` refers to `parent.parent_key` (the parent's primary key)."""
+
+    parent: str
+    child: str
+    parent_key: str
+    child_key: str
+
+    @property
+    def label(self) -> str:
+        """`child.child_key -> parent.parent_key`."""
+        return f"{self.child}.{self.child_key} -> {self.parent}.{self.parent_key}"
+
+
 class SourceConfig(_Model):
     """Where the real data comes from."""
 
     path: str = Field(description="CSV/parquet file, or for format=sql the file holding the query")
     format: Literal["csv", "parquet", "sql"] = "csv"
-    url: str | None = Field(
-        default=None, description="SQLAlchemy URL for format=sql; `env:VAR` reads it from VAR"
-    )
+    url: str | None = Field(default=None, description="SQLAlchemy URL for format=sql; `env:VAR` reads it from VAR")
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8"
+    tables: dict[str, TableSource] = Field(
+        default_factory=dict, description="relational datasets: table name -> file and primary key"
+    )
+    relationships: tuple[Relationship, ...] = Field(
+        default=(), description="relational datasets: foreign keys between the tables"
+    )
+    main_table: str | None = Field(
+        default=None, description="relational datasets: the fact table (split, privacy and utility gates)"
+    )
 
     @model_validator(mode="after")
     def _sql_needs_url(self) -> SourceConfig:
@@ -92,6 +153,36 @@ class SourceConfig(_Model):
             raise ValueError("format 'sql' needs `url` (a SQLAlchemy URL or env:VAR)")
         if self.format != "sql" and self.url:
             raise ValueError("`url` is only used with format 'sql'")
+        return self
+
+    @model_validator(mode="after")
+    def _relational_schema(self) -> SourceConfig:
+        if not self.tables:
+            if self.relationships or self.main_table:
+                raise ValueError("`relationships` and `main_table` need `tables` (a relational dataset)")
+            return self
+        problems = []
+        if self.format == "sql":
+            problems.append("relational datasets read csv or parquet files (format 'sql' is not supported)")
+        bad_names = [t for t in self.tables if not _NAME.match(t)]
+        if bad_names:
+            problems.append(f"table names {bad_names} must be lowercase letters, digits and _")
+        if self.main_table not in self.tables:
+            problems.append(f"main_table {self.main_table!r} must name one of the tables {sorted(self.tables)}")
+        for rel in self.relationships:
+            for role, table in (("parent", rel.parent), ("child", rel.child)):
+                if table not in self.tables:
+                    problems.append(
+                        f"relationship {rel.label}: {role} table '{table}' is not in `tables` ({sorted(self.tables)})"
+                    )
+            parent = self.tables.get(rel.parent)
+            if parent is not None and parent.primary_key != rel.parent_key:
+                problems.append(
+                    f"relationship {rel.label}: '{rel.parent_key}' must be the primary key of "
+                    f"'{rel.parent}' (declared: {parent.primary_key!r})"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def resolved_url(self) -> str:
@@ -113,22 +204,200 @@ class IngestConfig(_Model):
     holdout_fraction: float = Field(default=0.2, gt=0, lt=0.9)
     drop_columns: tuple[str, ...] = ()
     min_rows: int = Field(default=50, ge=2)
+    orphans: Literal["nullify", "drop", "error"] = Field(
+        default="nullify",
+        description="relational datasets: a foreign key with no parent row is set to null (nullify), "
+        "its row is dropped (drop), or ingest fails (error)",
+    )
+
+
+PiiKind = Literal[
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "phone_number",
+    "address",
+    "street_address",
+    "ssn",
+    "credit_card",
+    "iban",
+    "ipv4",
+    "id",
+]
+"""Kinds of personal identifier Synthgate detects and replaces (see pipelines/pii.py)."""
+
+PII_KINDS: tuple[str, ...] = get_args(PiiKind)
+
+
+def _no_yaml_booleans(value: Any, what: str) -> Any:
+    """YAML 1.1 reads unquoted yes/no/on/off as booleans: say so instead of a type error."""
+    if isinstance(value, Mapping):
+        bad = [k for k in value if isinstance(k, bool)]
+        if bad:
+            raise ValueError(
+                f"{what} key {bad[0]!r} is a boolean: YAML reads unquoted yes/no/on/off/true/false "
+                'as booleans; quote the value ("yes")'
+            )
+    return value
+
+
+class PiiConfig(_Model):
+    """Personal identifiers: detected or declared, never learned, replaced or dropped."""
+
+    detect: bool = Field(default=True, description="detect PII columns by name and value patterns")
+    policy: Literal["replace", "drop"] = Field(
+        default="replace", description="replace: Faker values (never a real one); drop: remove the column"
+    )
+    locale: str = Field(
+        default="en_US",
+        pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+        description="Faker locale of the replacement values, e.g. en_US, de_DE, fr_FR",
+    )
+    columns: dict[str, PiiKind] = Field(
+        default_factory=dict, description="declared PII columns: column -> kind (name, email, ...)"
+    )
+    ignore: tuple[str, ...] = Field(default=(), description="columns detection must leave alone")
+
+    @model_validator(mode="after")
+    def _declared_not_ignored(self) -> PiiConfig:
+        both = sorted(set(self.columns) & set(self.ignore))
+        if both:
+            raise ValueError(f"columns {both} are both declared PII (columns) and ignored (ignore)")
+        return self
+
+
+class _Rule(_Model):
+    table: str | None = Field(default=None, description="relational datasets: the table of the rule")
+
+    def column_names(self) -> tuple[str, ...]:
+        """Every column the rule names."""
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """A short, unique, human-readable name (gate figures and GX meta use it)."""
+        raise NotImplementedError
+
+
+class RangeRule(_Rule):
+    """`min <= column <= max` (either bound may be omitted)."""
+
+    type: Literal["range"]
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RangeRule:
+        if self.min is None and self.max is None:
+            raise ValueError("a range rule needs `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"range rule on {self.column!r}: min {self.min} must be below max {self.max}")
+        return self
+
+    def column_names(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    @property
+    def label(self) -> str:
+        lo = "" if self.min is None else f"{self.min:g}<="
+        hi = "" if self.max is None else f"<={self.max:g}"
+        return f"range:{lo}{self.column}{hi}"
+
+
+class PositiveRule(_Rule):
+    """`column > 0`."""
+
+    type: Literal["positive"]
+    column: str
+
+    def column_names(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    @property
+    def label(self) -> str:
+        return f"positive:{self.column}"
+
+
+class InequalityRule(_Rule):
+    """`low <= high` (`low < high` when strict), row by row."""
+
+    type: Literal["inequality"]
+    low: str
+    high: str
+    strict: bool = False
+
+    @model_validator(mode="after")
+    def _two_columns(self) -> InequalityRule:
+        if self.low == self.high:
+            raise ValueError(f"inequality rule compares {self.low!r} with itself")
+        return self
+
+    def column_names(self) -> tuple[str, ...]:
+        return (self.low, self.high)
+
+    @property
+    def label(self) -> str:
+        return f"inequality:{self.low}{'<' if self.strict else '<='}{self.high}"
+
+
+class FixedCombinationsRule(_Rule):
+    """Only the combinations of these columns seen in the real data may appear."""
+
+    type: Literal["fixed_combinations"]
+    columns: tuple[str, ...] = Field(min_length=2)
+
+    def column_names(self) -> tuple[str, ...]:
+        return self.columns
+
+    @property
+    def label(self) -> str:
+        return f"fixed_combinations:{'+'.join(self.columns)}"
+
+
+class IncrementsRule(_Rule):
+    """Every value of `column` is a multiple of `step` (a whole number)."""
+
+    type: Literal["increments"]
+    column: str
+    step: int = Field(ge=1)
+
+    def column_names(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    @property
+    def label(self) -> str:
+        return f"increments:{self.column}%{self.step}"
+
+
+ConstraintRule = Annotated[
+    RangeRule | PositiveRule | InequalityRule | FixedCombinationsRule | IncrementsRule,
+    Field(discriminator="type"),
+]
+"""One business rule of `fit.constraints` (see pipelines/constraints.py)."""
 
 
 class FitConfig(_Model):
     """Which synthesizer, with which constructor arguments."""
 
-    synthesizer: Literal["gaussian_copula", "ctgan", "tvae", "copulagan"] = "gaussian_copula"
+    synthesizer: Literal["gaussian_copula", "ctgan", "tvae", "copulagan", "hma"] = "gaussian_copula"
     params: dict[str, Any] = Field(default_factory=dict)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    constraints: tuple[ConstraintRule, ...] = Field(
+        default=(), description="business rules enforced at fit time and gated before release"
+    )
 
     @model_validator(mode="after")
     def _known_params(self) -> FitConfig:
         unknown = sorted(set(self.params) - SYNTHESIZER_PARAMS[self.synthesizer])
         if unknown:
             allowed = ", ".join(sorted(SYNTHESIZER_PARAMS[self.synthesizer]))
-            raise ValueError(
-                f"params {unknown} are not arguments of {self.synthesizer} (allowed: {allowed})"
-            )
+            raise ValueError(f"params {unknown} are not arguments of {self.synthesizer} (allowed: {allowed})")
+        labels = [r.label for r in self.constraints]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"constraints: rules {dupes} are listed twice")
         return self
 
 
@@ -137,22 +406,50 @@ class GenerateConfig(_Model):
 
     rows: int | None = Field(default=None, ge=1, description="null: as many rows as the train split")
     shard_rows: int = Field(default=50_000, ge=100)
+    conditions: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="conditional sampling: every generated row has these values, e.g. {deny: 'yes'}",
+    )
 
 
 class BlendConfig(_Model):
     """How synthetic rows are combined with real train rows."""
 
-    strategy: Literal["synthetic_only", "augment"] = "synthetic_only"
+    strategy: Literal["synthetic_only", "augment", "rebalance"] = "synthetic_only"
     real_ratio: float = Field(
-        default=0.0, ge=0, le=10, description="augment: real rows added per synthetic row"
+        default=0.0,
+        ge=0,
+        le=10,
+        description="augment/rebalance: real rows added per synthetic row (rebalance: optional)",
     )
+    column: str | None = Field(default=None, description="rebalance: the class column (null: the dataset's target)")
+    shares: dict[str, float] = Field(
+        default_factory=dict,
+        description="rebalance: requested share per class, e.g. {'yes': 0.5}; unlisted classes "
+        "share the rest in their real proportions",
+    )
+
+    @field_validator("shares", mode="before")
+    @classmethod
+    def _quoted_classes(cls, value: Any) -> Any:
+        return _no_yaml_booleans(value, "class")
 
     @model_validator(mode="after")
     def _ratio_matches_strategy(self) -> BlendConfig:
         if self.strategy == "augment" and self.real_ratio <= 0:
             raise ValueError("strategy 'augment' needs real_ratio > 0")
         if self.strategy == "synthetic_only" and self.real_ratio != 0:
-            raise ValueError("real_ratio is only used with strategy 'augment'")
+            raise ValueError("real_ratio is only used with strategy 'augment' or 'rebalance'")
+        if self.strategy == "rebalance":
+            if not self.shares:
+                raise ValueError("strategy 'rebalance' needs `shares`, e.g. {'yes': 0.5}")
+            bad = {k: v for k, v in self.shares.items() if not 0 < v <= 1}
+            if bad:
+                raise ValueError(f"shares must lie in (0, 1]; got {bad}")
+            if sum(self.shares.values()) > 1 + 1e-9:
+                raise ValueError(f"shares add up to {sum(self.shares.values()):g}, more than 1")
+        # `shares`/`column` are ignored by other strategies (a run can switch rebalancing off with
+        # {"blend": {"strategy": "synthetic_only"}}: an override cannot empty a mapping)
         return self
 
 
@@ -164,7 +461,9 @@ class GatesConfig(_Model):
     exact_copies_max: float = Field(default=0.01, ge=0, le=1)
     dcr_share_max: float = Field(default=0.60, ge=0, le=1)
     utility_gap_max: float = Field(default=0.15, ge=0, le=1)
-    sample_rows: int = Field(default=5_000, ge=100, description="rows compared per side by the privacy and utility gates")
+    sample_rows: int = Field(
+        default=5_000, ge=100, description="rows compared per side by the privacy and utility gates"
+    )
 
 
 class DatasetConfig(_Model):
@@ -183,6 +482,45 @@ class DatasetConfig(_Model):
     generate: GenerateConfig
     blend: BlendConfig
     gates: GatesConfig
+
+    @model_validator(mode="after")
+    def _cross_section_rules(self) -> DatasetConfig:
+        problems = []
+        pii = set(self.fit.pii.columns)
+        if self.target and self.target in pii:
+            problems.append(
+                f"fit.pii.columns: '{self.target}' is the target; PII is never learned, so it cannot be "
+                "predicted: choose another target or remove it from fit.pii.columns"
+            )
+        for col in sorted(set(self.generate.conditions) & pii):
+            problems.append(f"generate.conditions: '{col}' is a PII column (never learned, cannot be a condition)")
+        if self.source.tables:
+            problems += self._relational_problems()
+        elif self.fit.synthesizer == "hma":
+            problems.append("fit.synthesizer: 'hma' fits several tables; declare them in source.tables")
+        if self.blend.strategy == "rebalance":
+            column = self.blend.column or self.target
+            if not column:
+                problems.append("blend.column: strategy 'rebalance' needs `column` (or a dataset target)")
+            elif column in pii:
+                problems.append(f"blend.column: '{column}' is a PII column and cannot be rebalanced")
+            elif column in self.generate.conditions:
+                problems.append(f"blend.column: '{column}' is also fixed by generate.conditions; use one or the other")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _relational_problems(self) -> list[str]:
+        unsupported = {
+            "fit.synthesizer": self.fit.synthesizer != "hma" and "relational datasets are fitted with 'hma'",
+            "generate.conditions": bool(self.generate.conditions) and "not supported for relational datasets",
+            "blend.strategy": self.blend.strategy != "synthetic_only"
+            and "relational datasets are released synthetic_only",
+            "fit.constraints": bool(self.fit.constraints) and "not supported for relational datasets yet",
+            "fit.pii.columns": bool(self.fit.pii.columns)
+            and "not supported for relational datasets yet (the pii_replay gate still checks detected PII)",
+        }
+        return [f"{key}: {why}" for key, why in unsupported.items() if why]
 
     def to_params(self) -> dict[str, Any]:
         """The effective params as plain JSON (for MLflow and the manifest)."""
@@ -304,8 +642,11 @@ def apply_overrides(params: Params, name: str, overrides: Mapping[str, Any] | No
         return base
     if not isinstance(overrides, Mapping):
         raise ConfigError(["(overrides): must be a JSON object"], "run overrides")
-    bad = [f"{k}: cannot be overridden per run (allowed: {', '.join(OVERRIDABLE)})"
-           for k in overrides if k not in OVERRIDABLE]
+    bad = [
+        f"{k}: cannot be overridden per run (allowed: {', '.join(OVERRIDABLE)})"
+        for k in overrides
+        if k not in OVERRIDABLE
+    ]
     if bad:
         raise ConfigError(bad, "run overrides")
     merged = deep_merge(base.model_dump(exclude={"name"}), overrides)

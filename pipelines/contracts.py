@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,32 +58,33 @@ def _num(value: Any) -> float | int:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def build_suite(df: pd.DataFrame, name: str, kind: str) -> dict[str, Any]:
+def build_suite(
+    df: pd.DataFrame, name: str, kind: str, identifiers: Collection[str] = (), dropped: Collection[str] = ()
+) -> dict[str, Any]:
     """Bootstrap a suite from real data.
 
     kind 'raw': the input contract (ranges widened by 10% of their span, row count within
     [n/2, 20n]); kind 'release': what a release must look like (exact real ranges, no new
     categories, no nulls where the real data has none, a provenance column, at least one row).
+    `identifiers` (PII and key columns) get no value set or range (real identifiers never reach a
+    suite file, and synthetic keys are new values);
+    `dropped` columns (PII policy drop) are left out of the release suite.
     """
     n = len(df)
     exps: list[dict[str, Any]] = []
-    columns = list(df.columns)
+    columns = [c for c in df.columns if not (kind == "release" and c in dropped)]
     if kind == "raw":
-        exps.append(_exp("expect_table_row_count_to_be_between",
-                         min_value=max(1, n // 2), max_value=max(n * 20, 100)))
+        exps.append(_exp("expect_table_row_count_to_be_between", min_value=max(1, n // 2), max_value=max(n * 20, 100)))
         exps.append(_exp("expect_table_columns_to_match_ordered_list", column_list=columns))
     else:
         exps.append(_exp("expect_table_row_count_to_be_between", min_value=1, max_value=None))
-        exps.append(_exp("expect_table_columns_to_match_set",
-                         column_set=[*columns, PROVENANCE], exact_match=True))
-        exps.append(_exp("expect_column_values_to_be_in_set", column=PROVENANCE,
-                         value_set=["real", "synthetic"]))
+        exps.append(_exp("expect_table_columns_to_match_set", column_set=[*columns, PROVENANCE], exact_match=True))
+        exps.append(_exp("expect_column_values_to_be_in_set", column=PROVENANCE, value_set=["real", "synthetic"]))
         exps.append(_exp("expect_column_values_to_not_be_null", column=PROVENANCE))
     for col in columns:
         s = df[col]
         family = type_family(s.dtype)
-        exps.append(_exp("expect_column_values_to_be_in_type_list", column=col,
-                         type_list=TYPE_FAMILIES[family]))
+        exps.append(_exp("expect_column_values_to_be_in_type_list", column=col, type_list=TYPE_FAMILIES[family]))
         null_rate = float(s.isna().mean())
         if null_rate == 0:
             exps.append(_exp("expect_column_values_to_not_be_null", column=col))
@@ -90,7 +92,7 @@ def build_suite(df: pd.DataFrame, name: str, kind: str) -> dict[str, Any]:
             mostly = max(0.0, round(1 - min(1.0, null_rate * 1.5 + 0.01), 4))
             exps.append(_exp("expect_column_values_to_not_be_null", column=col, mostly=mostly))
         nonnull = s.dropna()
-        if nonnull.empty:
+        if nonnull.empty or col in identifiers:
             continue
         if family in ("integer", "float"):
             lo, hi = nonnull.min(), nonnull.max()
@@ -100,18 +102,20 @@ def build_suite(df: pd.DataFrame, name: str, kind: str) -> dict[str, Any]:
                 lo, hi = lo_w, hi + pad
                 if family == "integer":
                     lo, hi = math.floor(lo), math.ceil(hi)
-            exps.append(_exp("expect_column_values_to_be_between", column=col,
-                             min_value=_num(lo), max_value=_num(hi)))
+            exps.append(_exp("expect_column_values_to_be_between", column=col, min_value=_num(lo), max_value=_num(hi)))
         elif family == "string":
             values = sorted(map(str, nonnull.unique()))
             if len(values) <= MAX_CATEGORIES:
-                exps.append(_exp("expect_column_values_to_be_in_set", column=col,
-                                 value_set=values))
+                exps.append(_exp("expect_column_values_to_be_in_set", column=col, value_set=values))
         elif family == "boolean":
-            exps.append(_exp("expect_column_values_to_be_in_set", column=col,
-                             value_set=[False, True]))
-    meta = {"synthgate": {"kind": kind, "bootstrapped_from_rows": n,
-                          "note": "bootstrapped by `synthgate expectations init`; edit freely"}}
+            exps.append(_exp("expect_column_values_to_be_in_set", column=col, value_set=[False, True]))
+    meta = {
+        "synthgate": {
+            "kind": kind,
+            "bootstrapped_from_rows": n,
+            "note": "bootstrapped by `synthgate expectations init`; edit freely",
+        }
+    }
     return {"name": f"{name}.{kind}", "expectations": exps, "meta": meta}
 
 
@@ -120,7 +124,8 @@ def load_suite(path: Path) -> dict[str, Any]:
     if not Path(path).is_file():
         ds = Path(path).name.split(".")[0]
         raise InvalidInputError(
-            str(path), ["expectation suite not found"],
+            str(path),
+            ["expectation suite not found"],
             hint=f"Create it with `synthgate expectations init {ds}` and commit it.",
         )
     suite = read_json(path)
@@ -183,7 +188,8 @@ def run_suite(df: pd.DataFrame, suite_json: dict[str, Any]) -> GxResult:
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(
-        name=suite_json.get("name", "suite"), expectations=suite_json["expectations"],
+        name=suite_json.get("name", "suite"),
+        expectations=suite_json["expectations"],
         meta=suite_json.get("meta") or {},
     )
     result = _batch_definition().get_batch(batch_parameters={"dataframe": df}).validate(suite)
@@ -191,8 +197,14 @@ def run_suite(df: pd.DataFrame, suite_json: dict[str, Any]) -> GxResult:
     results = raw["results"]
     failures = [_describe(r) for r in results if not r["success"]]
     ok = sum(1 for r in results if r["success"])
-    return GxResult(suite=suite.name, success=bool(raw["success"]), evaluated=len(results),
-                    successful=ok, failures=failures, raw=raw)
+    return GxResult(
+        suite=suite.name,
+        success=bool(raw["success"]),
+        evaluated=len(results),
+        successful=ok,
+        failures=failures,
+        raw=raw,
+    )
 
 
 def schema_problems(df: pd.DataFrame, suite_json: dict[str, Any]) -> list[str]:

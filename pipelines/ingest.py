@@ -55,8 +55,11 @@ def _check_csv_shape(text: str, path: str, delimiter: str) -> None:
             sniffed = None
         if sniffed and sniffed != delimiter:
             raise InvalidInputError(
-                path, [f"the header has a single column {header[0][:60]!r}: the file looks "
-                       f"delimited by {sniffed!r}, not {delimiter!r}"],
+                path,
+                [
+                    f"the header has a single column {header[0][:60]!r}: the file looks "
+                    f"delimited by {sniffed!r}, not {delimiter!r}"
+                ],
                 hint=f"Set `source.delimiter: {sniffed!r}` for this dataset in params.yaml.",
             )
     problems: list[str] = []
@@ -72,9 +75,7 @@ def _check_csv_shape(text: str, path: str, delimiter: str) -> None:
                 pending_blank = None
             rows += 1
             if len(record) != len(header):
-                problems.append(
-                    f"line {reader.line_num}: {len(record)} fields, the header has {len(header)}"
-                )
+                problems.append(f"line {reader.line_num}: {len(record)} fields, the header has {len(header)}")
             if len(problems) >= _MAX_REPORTED:
                 problems.append("... (more lines like these not shown)")
                 break
@@ -93,8 +94,9 @@ def read_source(source: SourceConfig, root: Path) -> tuple[pd.DataFrame, dict[st
     path = (root / source.path) if not Path(source.path).is_absolute() else Path(source.path)
     shown = source.path
     if not path.is_file():
-        raise InvalidInputError(shown, ["source file not found"],
-                                hint="Check `source.path` of this dataset in params.yaml.")
+        raise InvalidInputError(
+            shown, ["source file not found"], hint="Check `source.path` of this dataset in params.yaml."
+        )
     if path.stat().st_size == 0:
         raise InvalidInputError(shown, ["file is empty (0 bytes)"])
     info: dict[str, Any] = {"path": source.path, "format": source.format}
@@ -105,7 +107,8 @@ def read_source(source: SourceConfig, root: Path) -> tuple[pd.DataFrame, dict[st
             text = data.decode(source.encoding)
         except UnicodeDecodeError as err:
             raise InvalidInputError(
-                shown, [f"not valid {source.encoding} at byte {err.start}"],
+                shown,
+                [f"not valid {source.encoding} at byte {err.start}"],
                 hint="Set `source.encoding` (e.g. latin-1) for this dataset in params.yaml.",
             ) from None
         except LookupError:
@@ -194,8 +197,7 @@ def check_frame(df: pd.DataFrame, cfg: DatasetConfig) -> None:
     problems += [f"column '{c}' is entirely null (drop it with ingest.drop_columns)" for c in all_null]
     if cfg.target and cfg.target not in df.columns:
         problems.append(
-            f"target column '{cfg.target}' (datasets.{cfg.name}.target) does not exist; "
-            f"columns are {list(df.columns)}"
+            f"target column '{cfg.target}' (datasets.{cfg.name}.target) does not exist; columns are {list(df.columns)}"
         )
     if len(df) < cfg.ingest.min_rows:
         problems.append(f"{len(df)} rows; at least ingest.min_rows={cfg.ingest.min_rows} are needed")
@@ -222,9 +224,12 @@ def split(
     strat = _stratify_column(df, target)
     positions = np.arange(len(df))
     groups = (
-        [positions[(df[strat].astype(str).fillna("<NA>") == v).to_numpy()]
-         for v in sorted(df[strat].astype(str).fillna("<NA>").unique())]
-        if strat else [positions]
+        [
+            positions[(df[strat].astype(str).fillna("<NA>") == v).to_numpy()]
+            for v in sorted(df[strat].astype(str).fillna("<NA>").unique())
+        ]
+        if strat
+        else [positions]
     )
     holdout_pos = []
     for group in groups:
@@ -251,20 +256,27 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
 
     from pipelines import tracking
 
+    if cfg.source.tables:  # a relational dataset: several tables with keys
+        from pipelines.relational import run_ingest
+
+        return run_ingest(cfg, paths)
+
     prepared = prepare(cfg, paths)
     df = prepared["frame"]
     suite = load_suite(paths.raw_suite)
     drift = schema_problems(df, suite)
     if drift:
         raise InvalidInputError(
-            cfg.source.path, drift,
+            cfg.source.path,
+            drift,
             hint=f"The raw contract is {paths.raw_suite.relative_to(paths.root)}; update it "
             "(or re-run `synthgate expectations init --force`) if the change is intended.",
         )
     gx = run_suite(df, suite)
     if not gx.success:
         raise InvalidInputError(
-            cfg.source.path, gx.failures,
+            cfg.source.path,
+            gx.failures,
             hint=f"Raw contract {paths.raw_suite.relative_to(paths.root)} failed.",
         )
     train, holdout, strat = split(df, cfg.ingest.holdout_fraction, cfg.seed, cfg.target)
@@ -279,20 +291,31 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             "dataset": cfg.name,
             "source": prepared["source"],
             "normalisation": prepared["notes"],
-            "contract": {"suite": rel(paths.raw_suite), "sha256": sha256_file(paths.raw_suite),
-                         "success": gx.success, "evaluated": gx.evaluated},
+            "contract": {
+                "suite": rel(paths.raw_suite),
+                "sha256": sha256_file(paths.raw_suite),
+                "success": gx.success,
+                "evaluated": gx.evaluated,
+            },
             "snapshot": {"path": rel(paths.snapshot), "sha256": snap_sha, "rows": len(df)},
             "train": {"path": rel(paths.train), "sha256": train_sha, "rows": len(train)},
             "holdout": {"path": rel(paths.holdout), "sha256": holdout_sha, "rows": len(holdout)},
-            "split": {"holdout_fraction": cfg.ingest.holdout_fraction, "seed": cfg.seed,
-                      "stratified_by": strat},
-            "mlflow": {"run_id": handle.run_id, "parent_run_id": handle.parent_run_id,
-                       "experiment": handle.experiment_name},
+            "split": {"holdout_fraction": cfg.ingest.holdout_fraction, "seed": cfg.seed, "stratified_by": strat},
+            "mlflow": {
+                "run_id": handle.run_id,
+                "parent_run_id": handle.parent_run_id,
+                "experiment": handle.experiment_name,
+            },
         }
-        mlflow.log_params({"source.path": cfg.source.path, "source.sha256": prepared["source"]["sha256"],
-                           "holdout_fraction": cfg.ingest.holdout_fraction, "seed": cfg.seed})
-        mlflow.log_metrics({"rows.source": len(df), "rows.train": len(train),
-                            "rows.holdout": len(holdout)})
+        mlflow.log_params(
+            {
+                "source.path": cfg.source.path,
+                "source.sha256": prepared["source"]["sha256"],
+                "holdout_fraction": cfg.ingest.holdout_fraction,
+                "seed": cfg.seed,
+            }
+        )
+        mlflow.log_metrics({"rows.source": len(df), "rows.train": len(train), "rows.holdout": len(holdout)})
         _log_input(df, cfg.source.path, record["source"]["sha256"], f"{cfg.name}-source", "source")
         _log_input(train, rel(paths.train), train_sha, f"{cfg.name}-train", "training")
         write_json(paths.record("ingest"), record)

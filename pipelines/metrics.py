@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _TOP_CATEGORIES = 30
+_MAX_MODEL_CATEGORIES = 250
 
 
 class RowEncoder:
@@ -166,7 +167,11 @@ class UtilityFigures:
 
 
 def utility(
-    synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, target: str, seed: int,
+    synthetic: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    target: str,
+    seed: int,
     sample_rows: int = 20_000,
 ) -> UtilityFigures:
     """Fit the same gradient-boosting model on real train and on synthetic rows; score both
@@ -185,10 +190,15 @@ def utility(
         for c in feats
         if not (pd.api.types.is_numeric_dtype(train[c]) or pd.api.types.is_datetime64_any_dtype(train[c]))
     }
+    for c, cats in categories.items():  # gradient boosting takes at most 255 categories per column;
+        if len(cats) > _MAX_MODEL_CATEGORIES:  # rarer values become missing
+            top = train[c].astype(str).value_counts().index[:_MAX_MODEL_CATEGORIES]
+            categories[c] = sorted(top)
     X_ho = _features(holdout, target, categories)
     classification = is_classification(train[target])
 
     if not classification:
+
         def score_reg(df: pd.DataFrame) -> float:
             model = HistGradientBoostingRegressor(random_state=seed, categorical_features="from_dtype")
             model.fit(_features(df, target, categories), df[target].astype(float))
@@ -219,6 +229,14 @@ def utility(
 
     (trtr, rec_r, f1_r), (tstr, rec_s, f1_s) = score_clf(tr), score_clf(syn)
     return UtilityFigures(
-        "classification", "roc_auc" if len(classes) == 2 else "macro_f1", trtr, tstr, trtr - tstr,
-        minority, rec_r, rec_s, f1_r, f1_s,
+        "classification",
+        "roc_auc" if len(classes) == 2 else "macro_f1",
+        trtr,
+        tstr,
+        trtr - tstr,
+        minority,
+        rec_r,
+        rec_s,
+        f1_r,
+        f1_s,
     )

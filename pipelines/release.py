@@ -89,16 +89,25 @@ def load_records(paths: DatasetPaths) -> dict[str, dict[str, Any]]:
     """Every upstream stage's run record; checks they describe the same pipeline run."""
     records = {stage: read_json(paths.record(stage)) for stage in UPSTREAM}
     blended = paths.blended
-    if sha256_file(blended) != records["blend"]["blended"]["sha256"]:
+    from pipelines.relational import digest
+
+    if digest(blended) != records["blend"]["blended"]["sha256"]:
         raise IntegrityError(f"{blended}: changed since blend recorded it; re-run blend")
     if records["validate"]["blended_sha256"] != records["blend"]["blended"]["sha256"]:
         raise IntegrityError("validation report is for another blended file; re-run validate")
     return records
 
 
-def build_manifest(cfg: DatasetConfig, paths: DatasetPaths, records: dict[str, dict[str, Any]],
-                   validation: dict[str, Any], version: int, handle: Any) -> dict[str, Any]:
+def build_manifest(
+    cfg: DatasetConfig,
+    paths: DatasetPaths,
+    records: dict[str, dict[str, Any]],
+    validation: dict[str, Any],
+    version: int,
+    handle: Any,
+) -> dict[str, Any]:
     """The release manifest: what, from where, by which code, params, model and checks."""
+    from pipelines.lineage import recorded_defaults
     from pipelines.tracking import code_version, runner_info
 
     ingest, fit = records["ingest"], records["fit"]
@@ -109,35 +118,45 @@ def build_manifest(cfg: DatasetConfig, paths: DatasetPaths, records: dict[str, d
         "synthgate_version": __version__,
         "files": [],
         "source": {**ingest["source"], "snapshot_sha256": ingest["snapshot"]["sha256"]},
-        "split": {**ingest["split"], "train_rows": ingest["train"]["rows"],
-                  "holdout_rows": ingest["holdout"]["rows"],
-                  "train_sha256": ingest["train"]["sha256"],
-                  "holdout_sha256": ingest["holdout"]["sha256"]},
+        "split": {
+            **ingest["split"],
+            "train_rows": ingest["train"]["rows"],
+            "holdout_rows": ingest["holdout"]["rows"],
+            "train_sha256": ingest["train"]["sha256"],
+            "holdout_sha256": ingest["holdout"]["sha256"],
+        },
         **code_version(paths.root),
         "params": cfg.to_params(),
         "mlflow": {
             "experiment": handle.experiment_name,
             "run_id": handle.parent_run_id,
-            "stage_runs": {**{s: r["mlflow"]["run_id"] for s, r in records.items()},
-                           "release": handle.run_id},
+            "stage_runs": {**{s: r["mlflow"]["run_id"] for s, r in records.items()}, "release": handle.run_id},
         },
-        "model": {"synthesizer": fit["synthesizer"], "uri": fit["model"].get("mlflow_model_uri"),
-                  "sha256": fit["model"]["sha256"],
-                  "registered_model": fit["model"].get("registered_model"),
-                  "registered_version": fit["model"].get("registered_version")},
-        "gates": [{k: g[k] for k in ("name", "value", "threshold", "comparison", "passed")}
-                  for g in validation["gates"]],
+        "model": {
+            "synthesizer": fit["synthesizer"],
+            "uri": fit["model"].get("mlflow_model_uri"),
+            "sha256": fit["model"]["sha256"],
+            "registered_model": fit["model"].get("registered_model"),
+            "registered_version": fit["model"].get("registered_version"),
+        },
+        "gates": [
+            {k: g[k] for k in ("name", "value", "threshold", "comparison", "passed")} for g in validation["gates"]
+        ],
         "gx": records["validate"]["gx"],
-        "blend": {"strategy": records["blend"]["strategy"],
-                  "rows_by_provenance": records["blend"]["rows_by_provenance"],
-                  "contains_real_rows": records["blend"]["rows_by_provenance"].get("real", 0) > 0},
+        "blend": {
+            "strategy": records["blend"]["strategy"],
+            "rows_by_provenance": records["blend"]["rows_by_provenance"],
+            "contains_real_rows": records["blend"]["rows_by_provenance"].get("real", 0) > 0,
+        },
         "records": {s: sha256_file(paths.record(s)) for s in UPSTREAM},
         "runner": runner_info(),
+        "param_defaults": recorded_defaults(cfg, paths.root),
     }
 
 
 def publish(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> dict[str, Any]:
     """Assemble the new release beside the old one, then swap it in."""
+    from pipelines.relational import digest, file_entries
     from pipelines.report import with_lineage
 
     parent = paths.release_dir.parent
@@ -147,10 +166,15 @@ def publish(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> 
         if paths.manifests_dir.is_dir():
             shutil.copytree(paths.manifests_dir, new / "manifests")
         data = new / paths.release_file.name
-        shutil.copyfile(paths.blended, data)
+        if paths.blended.is_dir():  # a relational release: a folder with one parquet file per table
+            shutil.copytree(paths.blended, data)
+        else:
+            shutil.copyfile(paths.blended, data)
         rows = int(manifest.get("rows", 0))
         rel = lambda p: str((paths.release_dir / p.name).relative_to(paths.root))  # noqa: E731
-        manifest["files"] = [{"path": rel(data), "rows": rows, "sha256": sha256_file(data)}]
+        manifest["files"] = [{"path": rel(data), "rows": rows, "sha256": digest(data)}]
+        if data.is_dir():
+            manifest["files"] += file_entries(data, rel(data))
         report = new / paths.release_report.name
         report.write_text(with_lineage(report_page, manifest), encoding="utf-8")
         manifest["files"].append({"path": rel(report), "rows": None, "sha256": sha256_file(report)})
@@ -185,15 +209,18 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
         failed = [g for g in validation["gates"] if not g["passed"]]
         version = current_version(paths) + 1
         with tracking.stage_run(cfg, paths, "release") as handle:
-            attempt = {"dataset": cfg.name, "attempted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                       "source_sha256": records["ingest"]["source"]["sha256"],
-                       "mlflow_run_id": handle.parent_run_id,
-                       "runner": tracking.runner_info(),
-                       "gates": [{k: g[k] for k in ("name", "value", "threshold", "passed")}
-                                 for g in validation["gates"]]}
+            attempt = {
+                "dataset": cfg.name,
+                "attempted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "source_sha256": records["ingest"]["source"]["sha256"],
+                "mlflow_run_id": handle.parent_run_id,
+                "runner": tracking.runner_info(),
+                "gates": [{k: g[k] for k in ("name", "value", "threshold", "passed")} for g in validation["gates"]],
+            }
             if failed:
-                _append_attempt(paths, {**attempt, "verdict": "blocked", "version": None,
-                                        "failed": [g["name"] for g in failed]})
+                _append_attempt(
+                    paths, {**attempt, "verdict": "blocked", "version": None, "failed": [g["name"] for g in failed]}
+                )
                 mlflow.set_tags({"synthgate.verdict": "blocked"})
                 mlflow.MlflowClient().set_tag(handle.parent_run_id, "synthgate.verdict", "blocked")
                 tracking.end_pipeline(handle, success=False)
@@ -209,7 +236,14 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             for run_id in (handle.run_id, handle.parent_run_id):
                 client.set_tag(run_id, "synthgate.verdict", "released")
                 client.set_tag(run_id, "synthgate.release_version", str(version))
-            _append_attempt(paths, {**attempt, "verdict": "released", "version": version,
-                                    "release_sha256": manifest["files"][0]["sha256"]})
+            _append_attempt(
+                paths,
+                {
+                    **attempt,
+                    "verdict": "released",
+                    "version": version,
+                    "release_sha256": manifest["files"][0]["sha256"],
+                },
+            )
             tracking.end_pipeline(handle, success=True)
     return manifest

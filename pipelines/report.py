@@ -1,9 +1,19 @@
-"""The human report: one self-contained HTML page (inline SVG plots, no network)."""
+"""The human report: one self-contained HTML page (inline SVG plots, no network, byte-stable).
+
+`render` (validate stage) draws the verdict, the gate table, the validation figures (SDMetrics
+properties, privacy, utility), real-vs-synthetic plots per column, the correlation-difference
+heatmap and the distance-to-closest-record histogram. `with_lineage` (release stage) fills the
+lineage slot from the release manifest. A Content-Security-Policy forbids every fetch, so the page
+works offline and cannot leak anything when opened; the SVG ids are scoped per plot and their hash
+salt fixed, so the same inputs give the same bytes.
+"""
 
 from __future__ import annotations
 
 import html
 import io
+import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,34 +26,61 @@ if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
 
 LINEAGE_SLOT = "<!--synthgate:lineage-->"
+_PENDING = '<p class="muted" id="lineage-pending">Not released yet: filled in when the release is published.</p>'
 MAX_PLOTTED_COLUMNS = 16
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+nav a{margin-right:.8rem}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;
+vertical-align:top}
 .pass{color:#126b12;font-weight:600}.fail{color:#b00020;font-weight:600}
 .grid{display:flex;flex-wrap:wrap;gap:.5rem}.grid figure{margin:0;width:260px}
-figcaption{font-size:.8rem;text-align:center}code{background:#f4f4f4;padding:0 .2rem}
+figure svg{max-width:100%;height:auto}
+figcaption{font-size:.8rem;text-align:center}code{background:#f4f4f4;padding:0 .2rem;word-break:break-all}
+.muted{color:#666;font-size:.9rem}
 """
 
+_ID = re.compile(r'\bid="([^"]+)"')
 
-def _svg(fig: Any) -> str:
+
+def _scoped(svg: str, prefix: str) -> str:
+    """Prefix every id (and every reference to it) so plots inlined in one page never collide."""
+    ids = set(_ID.findall(svg))
+    if not ids:
+        return svg
+    names = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+    pattern = re.compile(r'(id="|url\(#|href="#)(' + names + r')(?=[")])')
+    return pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
+
+
+def _svg(fig: Any, prefix: str) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    with plt.rc_context({"svg.hashsalt": "synthgate", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.find("<svg"):]
+    text = text[text.find("<svg") :]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+    return _scoped(text, prefix)
 
 
-def _column_plot(col: str, real: pd.Series, synth: pd.Series) -> str:
+def _figure() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _column_plot(col: str, real: pd.Series, synth: pd.Series, prefix: str) -> str:
     import pandas as pd
 
+    plt = _figure()
     fig, ax = plt.subplots(figsize=(3.2, 2.2))
     if pd.api.types.is_numeric_dtype(real) and not pd.api.types.is_bool_dtype(real):
         r, s = real.dropna().astype(float), synth.dropna().astype(float)
@@ -64,15 +101,14 @@ def _column_plot(col: str, real: pd.Series, synth: pd.Series) -> str:
     ax.set_title(col, fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6)
-    return _svg(fig)
+    return _svg(fig, prefix)
 
 
 def _corr_plot(real: pd.DataFrame, synth: pd.DataFrame) -> str | None:
-    import matplotlib.pyplot as plt
-
     num = [c for c in real.columns if real[c].dtype.kind in "fiu"]
     if len(num) < 2:
         return None
+    plt = _figure()
     diff = (real[num].corr() - synth[num].corr()).abs()
     fig, ax = plt.subplots(figsize=(4.5, 3.8))
     im = ax.imshow(diff.to_numpy(), vmin=0, vmax=1, cmap="Reds")
@@ -80,75 +116,191 @@ def _corr_plot(real: pd.DataFrame, synth: pd.DataFrame) -> str | None:
     ax.set_yticks(range(len(num)), num, fontsize=7)
     ax.set_title("|corr(real) - corr(synthetic)|", fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
-    return _svg(fig)
+    return _svg(fig, "corr")
 
 
 def _dcr_plot(dcr: dict[str, list[float]]) -> str | None:
-    import matplotlib.pyplot as plt
+    import numpy as np
 
     syn, ho = dcr.get("dcr_synthetic_train"), dcr.get("dcr_holdout_train")
     if not syn or not ho:
         return None
+    plt = _figure()
     fig, ax = plt.subplots(figsize=(4.5, 2.6))
     hi = max(max(syn), max(ho)) or 1.0
-    ax.hist(syn, bins=40, range=(0, hi), alpha=0.5, density=True, label="synthetic → train")
-    ax.hist(ho, bins=40, range=(0, hi), alpha=0.5, density=True, label="holdout → train")
+    ax.hist(
+        syn, bins=40, range=(0, hi), alpha=0.5, density=True, label=f"synthetic → train (median {np.median(syn):.3f})"
+    )
+    ax.hist(ho, bins=40, range=(0, hi), alpha=0.5, density=True, label=f"holdout → train (median {np.median(ho):.3f})")
     ax.set_title("distance to closest training record", fontsize=9)
+    ax.set_xlabel("distance (scaled features)", fontsize=7)
     ax.legend(fontsize=7)
-    return _svg(fig)
+    return _svg(fig, "dcr")
 
 
-def render(cfg: DatasetConfig, validation: dict[str, Any], blended: pd.DataFrame,
-           train: pd.DataFrame, metadata: Any, dcr: dict[str, list[float]]) -> str:
-    """The report page: verdict, gate table, per-column plots, correlations, DCR histogram."""
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def _figures_tables(figures: dict[str, Any]) -> str:
+    """SDMetrics properties, privacy and utility figures, one small table each."""
+    e = html.escape
+    parts = []
+    for title, key in (("SDMetrics properties", "sdmetrics"), ("Privacy", "privacy"), ("Utility", "utility")):
+        values = figures.get(key)
+        if not isinstance(values, dict) or not values:
+            continue
+        rows = "".join(
+            f"<tr><th>{e(str(k))}</th><td>{_fmt(v)}</td></tr>"
+            for k, v in sorted(values.items())
+            if not isinstance(v, (list, dict))
+        )
+        parts.append(f'<table class="figures" id="figures-{key}"><caption>{e(title)}</caption>{rows}</table>')
+    return "".join(parts) or "<p>No figures recorded.</p>"
+
+
+def render(
+    cfg: DatasetConfig,
+    validation: dict[str, Any],
+    blended: pd.DataFrame,
+    train: pd.DataFrame,
+    metadata: Any,
+    dcr: dict[str, list[float]],
+) -> str:
+    """The report page: verdict, gate table, figures, per-column plots, correlations, DCR histogram."""
     e = html.escape
     synth = blended[blended[PROVENANCE] == "synthetic"]
+    gates = validation["gates"]
+    n_pass = sum(bool(g["passed"]) for g in gates)
     verdict = "PASSED: releasable" if validation["passed"] else "BLOCKED: not released"
     rows = "".join(
         f"<tr><td>{e(g['name'])}</td><td>{g['value']:.4f}</td><td>{e(g['comparison'])} "
         f"{g['threshold']:.4f}</td><td class={'pass' if g['passed'] else 'fail'}>"
         f"{'pass' if g['passed'] else 'FAIL'}</td><td>{e(g['explanation'])}</td></tr>"
-        for g in validation["gates"]
+        for g in gates
     )
+    columns = [c for c in train.columns if c in synth.columns]
+    shown = columns[:MAX_PLOTTED_COLUMNS]
     plots = "".join(
-        f"<figure>{_column_plot(c, train[c], synth[c])}<figcaption>{e(c)}</figcaption></figure>"
-        for c in list(train.columns)[:MAX_PLOTTED_COLUMNS]
+        f'<figure role="img" aria-label="{e(c)}: real vs synthetic">'
+        f"{_column_plot(c, train[c], synth[c], f'col{i}')}<figcaption>{e(c)}</figcaption></figure>"
+        for i, c in enumerate(shown)
     )
-    corr = _corr_plot(train, synth) or "<p>Fewer than two numeric columns.</p>"
+    omitted = columns[MAX_PLOTTED_COLUMNS:]
+    more = (
+        (f'<p class="muted">{len(omitted)} more column(s) not plotted: {e(", ".join(map(str, omitted)))}.</p>')
+        if omitted
+        else ""
+    )
+    corr = _corr_plot(train[columns], synth[columns]) or "<p>Fewer than two numeric columns.</p>"
     dcr_svg = _dcr_plot(dcr) or "<p>No distances computed.</p>"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Synthgate report: {e(cfg.name)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Synthgate report: {e(cfg.name)}</title>
 <style>{_CSS}</style></head><body>
 <h1>Synthgate report: <code>{e(cfg.name)}</code></h1>
-<p id="verdict" class="{'pass' if validation['passed'] else 'fail'}">{verdict}</p>
+<nav><a href="#gates-h">Gates</a><a href="#figures-h">Figures</a><a href="#columns-h">Columns</a>
+<a href="#correlations-h">Correlations</a><a href="#dcr-h">Privacy</a><a href="#lineage-h">Lineage</a></nav>
+<p id="verdict" class="{"pass" if validation["passed"] else "fail"}">{verdict} ({n_pass}/{len(gates)} gates passed)</p>
 <p>{len(blended)} rows ({len(synth)} synthetic) from synthesizer <code>{e(cfg.fit.synthesizer)}</code>,
 seed {cfg.seed}, blend <code>{e(cfg.blend.strategy)}</code>.</p>
-<h2>Gates</h2>
+<h2 id="gates-h">Gates</h2>
 <table id="gates"><thead><tr><th>gate</th><th>figure</th><th>threshold</th><th>verdict</th>
 <th>explanation</th></tr></thead><tbody>{rows}</tbody></table>
-<h2>Real vs synthetic, per column</h2><div class="grid" id="columns">{plots}</div>
-<h2>Correlation difference</h2><div id="correlations">{corr}</div>
-<h2>Privacy: distance to closest record</h2><div id="dcr">{dcr_svg}</div>
-{LINEAGE_SLOT}
+<h2 id="figures-h">Figures</h2><div id="figures">{_figures_tables(validation.get("figures") or {})}</div>
+<h2 id="columns-h">Real vs synthetic, per column</h2><div class="grid" id="columns">{plots}</div>{more}
+<h2 id="correlations-h">Correlation difference</h2><div id="correlations">{corr}</div>
+<h2 id="dcr-h">Privacy: distance to closest record</h2><div id="dcr">{dcr_svg}</div>
+<h2 id="lineage-h">Lineage</h2>
+{_PENDING}{LINEAGE_SLOT}
 </body></html>
 """
 
 
+def _differences(params: dict[str, Any], defaults: dict[str, Any] | None) -> list[tuple[str, Any, Any]] | None:
+    if defaults is None:
+        return None
+
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, dict) and value:
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
+            return out
+        return {prefix: value}
+
+    eff, dflt = flat({k: params.get(k) for k in defaults}), flat(defaults)
+    return [(k, eff.get(k), dflt.get(k)) for k in sorted(set(eff) | set(dflt)) if eff.get(k) != dflt.get(k)]
+
+
 def with_lineage(page: str, manifest: dict[str, Any]) -> str:
-    """The report with the release's lineage summary filled in."""
+    """The report with the release's lineage summary (from the manifest) in its slot."""
     e = html.escape
-    items = {
-        "version": manifest.get("version"),
-        "created_at": manifest.get("created_at"),
-        "source": f"{manifest['source'].get('path')} (sha256 {manifest['source'].get('sha256')})",
-        "code": f"{manifest.get('git_commit')} (dirty: {manifest.get('git_dirty')})",
-        "model": f"{manifest['model'].get('registered_model')} v{manifest['model'].get('registered_version')}"
-                 f" (sha256 {manifest['model'].get('sha256')})",
-        "mlflow run": f"{manifest['mlflow'].get('experiment')} / {manifest['mlflow'].get('run_id')}",
-        "runner": ", ".join(f"{k}={v}" for k, v in manifest.get("runner", {}).items()),
-    }
-    rows = "".join(f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in items.items())
-    return page.replace(LINEAGE_SLOT, f'<h2>Lineage</h2><table id="lineage">{rows}</table>')
+    m = manifest
+    src, split, model, mlf = m.get("source", {}), m.get("split", {}), m.get("model", {}), m.get("mlflow", {})
+    runner = ", ".join(f"{k}={v}" for k, v in (m.get("runner") or {}).items())
+    dirty = m.get("git_dirty")
+    dirty_text = f"yes {', '.join(m.get('git_dirty_paths') or [])}" if dirty else "no" if dirty is False else "?"
+    items = [
+        ("release", f"v{m.get('version')} created {m.get('created_at')} by synthgate {m.get('synthgate_version')}"),
+        ("source", f"{src.get('path')} ({src.get('format')}, {src.get('rows')} rows) sha256 {src.get('sha256')}"),
+        (
+            "split",
+            f"train {split.get('train_rows')} rows / holdout {split.get('holdout_rows')} rows "
+            f"(holdout_fraction {split.get('holdout_fraction')}, seed {split.get('seed')}, "
+            f"stratified by {split.get('stratified_by')})",
+        ),
+        ("code", f"git {m.get('git_commit')} (uncommitted changes: {dirty_text.strip()})"),
+        (
+            "model",
+            f"{model.get('synthesizer')}; sha256 {model.get('sha256')}; registered "
+            f"{model.get('registered_model')} v{model.get('registered_version')}",
+        ),
+        (
+            "GX release suite",
+            f"{(m.get('gx') or {}).get('suite')}: {'success' if (m.get('gx') or {}).get('success') else 'FAILED'}",
+        ),
+        ("MLflow", f"experiment {mlf.get('experiment')}, pipeline run {mlf.get('run_id')}"),
+        ("stage runs", ", ".join(f"{k} {v}" for k, v in (mlf.get("stage_runs") or {}).items())),
+        ("run by", runner),
+    ]
+    rows = "".join(f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in items)
+    files = "".join(
+        f"<tr><td><code>{e(f['path'])}</code></td><td>{e(str(f.get('rows') or ''))}</td>"
+        f"<td><code>{e(f['sha256'] or 'this page (digest in manifest.json)')}</code></td></tr>"
+        for f in m.get("files", [])
+    )
+    diffs = _differences(m.get("params") or {}, m.get("param_defaults"))
+    if diffs is None:
+        params = "<p class=muted>Defaults were not recorded with this release.</p>"
+    else:
+        params = (
+            (
+                "<table id=params><thead><tr><th>param</th><th>effective</th><th>default</th></tr></thead>"
+                + "".join(
+                    f"<tr><td>{e(k)}</td><td><code>{e(json.dumps(v))}</code></td>"
+                    f"<td><code>{e(json.dumps(d))}</code></td></tr>"
+                    for k, v, d in diffs
+                )
+                + "</table>"
+            )
+            if diffs
+            else "<p>Every param has its default value.</p>"
+        )
+    section = (
+        f'<table id="lineage">{rows}</table>'
+        f"<h3>Release files</h3><table id=files><thead><tr><th>file</th><th>rows</th><th>sha256</th>"
+        f"</tr></thead>{files}</table>"
+        f"<h3>Params that differ from the defaults</h3>{params}"
+        f"<p class=muted>Verify: <code>sha256sum {e(m['files'][0]['path'])}</code>; full chain: "
+        f"<code>synthgate lineage {e(str(m.get('dataset')))}@{m.get('version')}</code>; replay: "
+        f"<code>synthgate reproduce {e(str(m.get('dataset')))}@{m.get('version')}</code>.</p>"
+    )
+    return page.replace(_PENDING + LINEAGE_SLOT, section).replace(LINEAGE_SLOT, section)
 
 
 def write(path: Path, page: str) -> None:

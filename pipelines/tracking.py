@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.io import sha256_file
+from pipelines import openlineage
+from pipelines.io import read_json, sha256_file
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -34,6 +35,25 @@ def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
 
 
+def use_store(root: Path) -> str:
+    """Point this process's MLflow client at the store of `root`; return the URI.
+
+    `mlflow.set_tracking_uri` also writes $MLFLOW_TRACKING_URI, which would make the *next*
+    workspace in the same process (tests, Airflow's dag.test) log to this one's store: the
+    variable is put back as it was, so it only ever holds what the user set.
+    """
+    import mlflow
+
+    uri = tracking_uri(root)
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+    return uri
+
+
 def _artifact_location(root: Path) -> str | None:
     """Embedded default: artifacts under <root>/mlartifacts; a server decides its own."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -48,19 +68,25 @@ def experiment_name(dataset: str) -> str:
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=True
-        )
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
 
 
+_NOT_CODE = ("dvc.lock", ".gitignore")
+"""Tracked files DVC itself rewrites during a run (they change no output): not counted as dirty."""
+
+
 def code_version(root: Path) -> dict[str, Any]:
-    """The git commit of the code and whether the tree had uncommitted changes."""
+    """The git commit of the code and whether the tree had uncommitted changes (and which)."""
     commit = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+    if status is None:
+        return {"git_commit": commit, "git_dirty": None}
+    changed = [line.strip().split(maxsplit=1)[-1].split(" -> ")[-1] for line in status.splitlines() if line.strip()]
+    dirty = sorted(p for p in changed if not p.endswith(_NOT_CODE))
+    return {"git_commit": commit, "git_dirty": bool(dirty), "git_dirty_paths": dirty[:20]}
 
 
 def runner_info() -> dict[str, str]:
@@ -131,12 +157,12 @@ def stage_run(cfg: DatasetConfig, paths: DatasetPaths, stage: str) -> Iterator[S
     from mlflow.tracking import MlflowClient
 
     root = paths.root
-    mlflow.set_tracking_uri(tracking_uri(root))
+    use_store(root)
     client = MlflowClient()
     exp_name = experiment_name(cfg.name)
     exp = client.get_experiment_by_name(exp_name)
-    experiment_id = exp.experiment_id if exp else client.create_experiment(
-        exp_name, artifact_location=_artifact_location(root)
+    experiment_id = (
+        exp.experiment_id if exp else client.create_experiment(exp_name, artifact_location=_artifact_location(root))
     )
     tags = _tags(cfg, root, stage)
     runner = tags["synthgate.runner"]
@@ -148,15 +174,33 @@ def stage_run(cfg: DatasetConfig, paths: DatasetPaths, stage: str) -> Iterator[S
         parent_id = parent.info.run_id
         for key, value in flatten(cfg.to_params()).items():
             client.log_param(parent_id, key, value)
+        openlineage.pipeline_event(cfg, paths, parent_id, exp_name, "START")
     child_tags = {**tags, "synthgate.role": "stage", "mlflow.parentRunId": parent_id}
     child = client.create_run(experiment_id, run_name=stage, tags=child_tags)
     handle = StageRun(child.info.run_id, parent_id, experiment_id, exp_name)
+    events = openlineage.StageEvents(cfg, paths, stage, handle)
+    events.start()
     try:
         with mlflow.start_run(run_id=handle.run_id):
             yield handle
-    except BaseException:
+            _log_record(client, paths, stage, handle.run_id)
+        events.complete()
+        if stage == "release" and not os.environ.get(PARENT_ENV):
+            openlineage.pipeline_event(cfg, paths, parent_id, exp_name, "COMPLETE")
+    except BaseException as err:
         client.set_terminated(handle.parent_run_id, status="FAILED")
+        events.fail(err)
+        if not os.environ.get(PARENT_ENV):
+            openlineage.pipeline_event(cfg, paths, parent_id, exp_name, "FAIL", err)
         raise
+
+
+def _log_record(client: Any, paths: DatasetPaths, stage: str, run_id: str) -> None:
+    """Keep the stage's run record with its MLflow run (`records/<stage>.json`), so lineage can
+    verify the record digests of an old release after newer runs overwrote `runs/<ds>/`."""
+    record = paths.record(stage)
+    if record.is_file() and read_json(record).get("mlflow", {}).get("run_id") == run_id:
+        client.log_artifact(run_id, str(record), artifact_path="records")
 
 
 def end_pipeline(handle: StageRun, success: bool) -> None:
@@ -168,10 +212,63 @@ def end_pipeline(handle: StageRun, success: bool) -> None:
     MlflowClient().set_terminated(handle.parent_run_id, status="FINISHED" if success else "FAILED")
 
 
-def get_run(run_id: str, root: Path) -> Run:
-    """Fetch a run from the configured tracking store."""
-    import mlflow
+def start_pipeline(cfg: DatasetConfig, paths: DatasetPaths) -> str:
+    """Open the parent run for a runner that manages it itself (Airflow); return its id.
+
+    Tagged like every run (runner, Airflow dag_id/run_id from the environment). Idempotent per
+    Airflow run: a retried first task finds the parent it created instead of opening another.
+    The runner passes the id to every stage as $SYNTHGATE_PARENT_RUN_ID and closes it itself.
+    """
+    from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri(root))
+    root = paths.root
+    use_store(root)
+    client = MlflowClient()
+    exp_name = experiment_name(cfg.name)
+    exp = client.get_experiment_by_name(exp_name)
+    experiment_id = (
+        exp.experiment_id if exp else client.create_experiment(exp_name, artifact_location=_artifact_location(root))
+    )
+    tags = {**_tags(cfg, root, "pipeline"), "synthgate.role": "pipeline"}
+    dag_id, run_id = tags.get("synthgate.airflow_dag_id"), tags.get("synthgate.airflow_run_id")
+    if dag_id and run_id and "'" not in dag_id + run_id:
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`synthgate.role` = 'pipeline' and tags.`synthgate.airflow_dag_id` = "
+                f"'{dag_id}' and tags.`synthgate.airflow_run_id` = '{run_id}'"
+            ),
+            max_results=1,
+        )
+        if found:
+            return found[0].info.run_id
+    parent = client.create_run(experiment_id, run_name=f"{cfg.name}-pipeline", tags=tags)
+    params = [Param(k, v) for k, v in flatten(cfg.to_params()).items()]
+    for start in range(0, len(params), 100):
+        client.log_batch(parent.info.run_id, params=params[start : start + 100])
+    openlineage.pipeline_event(cfg, paths, parent.info.run_id, exp_name, "START")
+    return parent.info.run_id
+
+
+def close_pipeline(
+    run_id: str, root: Path, success: bool, cfg: DatasetConfig | None = None, paths: DatasetPaths | None = None
+) -> None:
+    """Close a parent run opened with `start_pipeline` (FINISHED or FAILED).
+
+    With `cfg` and `paths`, also emits the pipeline's OpenLineage COMPLETE/FAIL event.
+    """
+    from mlflow.tracking import MlflowClient
+
+    use_store(root)
+    MlflowClient().set_terminated(run_id, status="FINISHED" if success else "FAILED")
+    if cfg is not None and paths is not None:
+        openlineage.pipeline_event(cfg, paths, run_id, experiment_name(cfg.name), "COMPLETE" if success else "FAIL")
+
+
+def get_run(run_id: str, root: Path) -> Run:
+    """Fetch a run from the configured tracking store."""
+    from mlflow.tracking import MlflowClient
+
+    use_store(root)
     return MlflowClient().get_run(run_id)

@@ -42,8 +42,15 @@ def defaults() -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test talks to a tracking server or inherits a runner's identity by accident."""
-    for var in ("MLFLOW_TRACKING_URI", "SYNTHGATE_PARENT_RUN_ID", "SYNTHGATE_RUNNER", "SYNTHGATE_ROOT",
-                "AIRFLOW_CTX_DAG_ID", "AIRFLOW_CTX_DAG_RUN_ID", "DVC_ROOT"):
+    for var in (
+        "MLFLOW_TRACKING_URI",
+        "SYNTHGATE_PARENT_RUN_ID",
+        "SYNTHGATE_RUNNER",
+        "SYNTHGATE_ROOT",
+        "AIRFLOW_CTX_DAG_ID",
+        "AIRFLOW_CTX_DAG_RUN_ID",
+        "DVC_ROOT",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
 
@@ -83,8 +90,9 @@ def load(ws: Path, name: str, overrides: dict[str, Any] | None = None) -> Any:
     return apply_overrides(load_params(ws / "params.yaml"), name, overrides)
 
 
-def run_stages(ws: Path, name: str, stages: tuple[str, ...] | None = None,
-               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_stages(
+    ws: Path, name: str, stages: tuple[str, ...] | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run stages in-process for a workspace; return the last stage's result."""
     from pipelines import STAGES
     from pipelines.cli import run_stage
@@ -98,8 +106,23 @@ def run_stages(ws: Path, name: str, stages: tuple[str, ...] | None = None,
 
 def copy_repo(dest: Path) -> Path:
     """A copy of the repository's tracked layout (no data, no venv) for end-to-end runs."""
-    skip = {".venv", "data", "models", "runs", "reports", "mlflow.db", "mlartifacts", "logs", ".dvc-storage",
-            "node_modules", "__pycache__", ".pytest_cache", "test-artifacts", ".ruff_cache", ".git"}
+    skip = {
+        ".venv",
+        "data",
+        "models",
+        "runs",
+        "reports",
+        "mlflow.db",
+        "mlartifacts",
+        "logs",
+        ".dvc-storage",
+        "node_modules",
+        "__pycache__",
+        ".pytest_cache",
+        "test-artifacts",
+        ".ruff_cache",
+        ".git",
+    }
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         out = {n for n in names if n in skip or n.endswith(".egg-info")}
@@ -116,8 +139,11 @@ def venv_env(**extra: str) -> dict[str, str]:
     import os
     import sys
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "SYNTHGATE_PARENT_RUN_ID", "SYNTHGATE_RUNNER", "SYNTHGATE_ROOT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "SYNTHGATE_PARENT_RUN_ID", "SYNTHGATE_RUNNER", "SYNTHGATE_ROOT")
+    }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra)
     return env
@@ -127,6 +153,9 @@ def git_init(path: Path) -> None:
     """Make `path` a git repository with everything committed (DVC experiments need one)."""
     import subprocess
 
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+    ):
         subprocess.run(cmd, cwd=path, check=True, capture_output=True)

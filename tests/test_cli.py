@@ -29,11 +29,19 @@ def test_bootstrapped_contracts_cover_schema_nulls_ranges_categories_rows(make_w
     ws = make_workspace(hdma=small_block(HDMA, "deny"))
     raw = json.loads((ws / "expectations" / "hdma.raw.json").read_text())
     kinds = {e["type"] for e in raw["expectations"]}
-    assert {"expect_table_row_count_to_be_between", "expect_table_columns_to_match_ordered_list",
-            "expect_column_values_to_be_in_type_list", "expect_column_values_to_not_be_null",
-            "expect_column_values_to_be_between", "expect_column_values_to_be_in_set"} <= kinds
-    deny = next(e for e in raw["expectations"] if e["type"] == "expect_column_values_to_be_in_set"
-                and e["kwargs"]["column"] == "deny")
+    assert {
+        "expect_table_row_count_to_be_between",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+    } <= kinds
+    deny = next(
+        e
+        for e in raw["expectations"]
+        if e["type"] == "expect_column_values_to_be_in_set" and e["kwargs"]["column"] == "deny"
+    )
     assert deny["kwargs"]["value_set"] == ["no", "yes"]
     meta = json.loads((ws / "metadata" / "hdma.json").read_text())
     assert meta["tables"]["hdma"]["columns"]["deny"]["sdtype"] == "categorical"

@@ -19,8 +19,7 @@ ROWS = 400
 
 
 def _dvc(repo: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(["dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True, timeout=900)
     if ok:
         assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -43,8 +42,7 @@ def repo(tmp_path_factory) -> Path:
     (dest / "dvc.lock").unlink(missing_ok=True)
     git_init(dest)
     first = _dvc(dest, "repro")
-    assert _ran(first.stdout) == [f"{s}@hdma" for s in ("ingest", "fit", "generate", "blend", "validate",
-                                                          "release")]
+    assert _ran(first.stdout) == [f"{s}@hdma" for s in ("ingest", "fit", "generate", "blend", "validate", "release")]
     return dest
 
 
@@ -76,8 +74,7 @@ def test_same_seed_same_bytes_across_runners(repo, make_workspace):
     block["source"]["path"] = str(repo / block["source"]["path"])
     ws = make_workspace(hdma=block)
     run_stages(ws, "hdma")
-    assert sha256_file(ws / "data/release/hdma/hdma.parquet") == sha256_file(
-        repo / "data/release/hdma/hdma.parquet")
+    assert sha256_file(ws / "data/release/hdma/hdma.parquet") == sha256_file(repo / "data/release/hdma/hdma.parquet")
 
 
 def test_exp_run_reruns_only_downstream(repo):
@@ -113,12 +110,19 @@ def test_adding_a_csv_dataset_takes_a_block_and_init(repo):
     params_file = repo / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
     params["datasets"]["weather"] = {
-        "source": {"path": "sources/weather.csv", "format": "csv"}, "target": None, "seed": 1,
-        "ingest": {}, "fit": {}, "generate": {"rows": 300}, "blend": {}, "gates": {"sample_rows": 300},
+        "source": {"path": "sources/weather.csv", "format": "csv"},
+        "target": None,
+        "seed": 1,
+        "ingest": {},
+        "fit": {},
+        "generate": {"rows": 300},
+        "blend": {},
+        "gates": {"sample_rows": 300},
     }
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    init = subprocess.run(["synthgate", "expectations", "init", "weather"], cwd=repo, env=venv_env(),
-                          capture_output=True, text=True)
+    init = subprocess.run(
+        ["synthgate", "expectations", "init", "weather"], cwd=repo, env=venv_env(), capture_output=True, text=True
+    )
     assert init.returncode == 0, init.stderr
     assert "wrote   expectations/weather.raw.json" in init.stdout
     out = _dvc(repo, "repro", "release@weather")

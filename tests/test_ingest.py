@@ -120,8 +120,10 @@ def _drifted(make_workspace, tmp_path, mutate) -> tuple[Path, Path]:
         (lambda df: df.assign(extra=1), r"column 'extra' is not in the contract \(added\)"),
         (lambda df: df.drop(columns=["lvr"]), r"column 'lvr' is missing \(removed\)"),
         (lambda df: df.assign(ccs=df.ccs.astype(str) + "x"), r"column 'ccs' has type string"),
-        (lambda df: df.assign(deny=df.deny.replace({"yes": "maybe"})),
-         r"column 'deny': expect_column_values_to_be_in_set"),
+        (
+            lambda df: df.assign(deny=df.deny.replace({"yes": "maybe"})),
+            r"column 'deny': expect_column_values_to_be_in_set",
+        ),
     ],
     ids=["added", "removed", "retyped", "new-category"],
 )

@@ -13,6 +13,7 @@ from pipelines import release
 from pipelines.errors import GateFailed, SynthgateError
 from pipelines.io import sha256_file
 from pipelines.paths import paths_for
+from tests._lineage_ws import clean_env
 from tests.conftest import HDMA, defaults, load, run_stages, small_block
 
 
@@ -30,7 +31,8 @@ def released(tmp_path_factory) -> Path:
     block = small_block(HDMA, "deny", generate={"rows": 600})
     (ws / "params.yaml").write_text(yaml.safe_dump({"defaults": defaults(), "datasets": {"hdma": block}}))
     list(init_contracts(load_params(ws / "params.yaml").dataset("hdma"), paths_for("hdma", ws)))
-    run_stages(ws, "hdma")
+    with clean_env():
+        run_stages(ws, "hdma")
     return ws
 
 
@@ -45,8 +47,14 @@ def test_manifest_has_the_lineage_fields(released):
     assert data["sha256"] == sha256_file(p.release_file)
     assert m["source"]["sha256"] == sha256_file(HDMA)
     assert m["model"]["sha256"] == json.loads(p.record("fit").read_text())["model"]["sha256"]
-    assert {g["name"] for g in m["gates"]} == {"gx_release", "quality", "diagnostic", "exact_copies",
-                                               "dcr_share", "utility"}
+    assert {g["name"] for g in m["gates"]} == {
+        "gx_release",
+        "quality",
+        "diagnostic",
+        "exact_copies",
+        "dcr_share",
+        "utility",
+    }
     assert all(g["passed"] for g in m["gates"])
     assert m["params"]["generate"]["rows"] == 600 and m["params"]["seed"] == 3
     assert (p.manifests_dir / "v0001.json").read_text() == p.manifest.read_text()

@@ -16,6 +16,7 @@ from pipelines.contracts import PROVENANCE
 from pipelines.errors import ConfigError, IntegrityError, InvalidInputError
 from pipelines.io import sha256_file
 from pipelines.paths import paths_for
+from tests._lineage_ws import clean_env
 from tests.conftest import HDMA, defaults, load, run_stages, small_block
 
 
@@ -29,7 +30,8 @@ def fitted(tmp_path_factory) -> Path:
     block = small_block(HDMA, "deny", generate={"rows": 450, "shard_rows": 200})
     (ws / "params.yaml").write_text(yaml.safe_dump({"defaults": defaults(), "datasets": {"hdma": block}}))
     list(init_contracts(load_params(ws / "params.yaml").dataset("hdma"), paths_for("hdma", ws)))
-    run_stages(ws, "hdma", ("ingest", "fit"))
+    with clean_env():
+        run_stages(ws, "hdma", ("ingest", "fit"))
     return ws
 
 

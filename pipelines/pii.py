@@ -1,0 +1,539 @@
+"""PII protection: find identifier columns, keep them away from the synthesizer, replace them.
+
+A column is PII when `fit.pii.columns` declares it, or when detection (`fit.pii.detect`) finds it
+by its *name* (``email``, ``phone``, ``first_name``, ``ssn``…) confirmed by its *values*, or by its
+values alone (e-mail addresses, US SSNs, phone numbers, Luhn-valid card numbers, IBANs, IPv4).
+PII columns are never learned: `fit` removes them before fitting. With policy ``replace``,
+`generate` fills them with Faker values in the configured locale (and `blend` pseudonymises the
+real rows it adds, one fake per real value, so joins and repeats stay consistent within a
+release); no replacement is ever equal to a real value. With policy ``drop`` they are left out of
+the release. `validate` runs the "PII replay" gate: no real PII value may appear in the release.
+
+Pure functions on DataFrames; Faker and pandas are imported inside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import ConfigError, InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipelines.config import PiiConfig
+
+SAMPLE_VALUES = 2_000
+"""Non-null values per column inspected by value-pattern detection."""
+
+VALUE_ONLY_SHARE = 0.8
+"""Share of values that must match a pattern for a column to be PII by its values alone."""
+
+NAME_CONFIRM_SHARE = 0.5
+"""Share of values that must match when the column name already suggests the kind."""
+
+_EMAIL = re.compile(r"^[\w.+'-]+@[\w-]+(\.[\w-]+)+$")
+_SSN = re.compile(r"^\d{3}-\d{2}-\d{4}$")
+_PHONE = re.compile(r"^\+?[\d\s().-]{7,22}(\s*(x|ext\.?)\s*\d{1,6})?$", re.IGNORECASE)
+_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+_IBAN = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$")
+_CARD = re.compile(r"^\d[\d -]{11,22}\d$")
+_PERSON = re.compile(r"^[A-ZÀ-Þ][\w'’.-]*( [A-ZÀ-Þ][\w'’.-]*){1,3}$")
+_WORD = re.compile(r"^[A-ZÀ-Þ][\w'’-]+$")
+_ORG_WORDS = re.compile(
+    r"\b(inc|corp|co|ltd|llc|gmbh|sa|plc|airport|airlines?|airways|bank|group|university|hospital|"
+    r"city|county|international|intl|regional|rgnl|municipal|muni|company|services|field|park|center|"
+    r"centre|heliport|afb|base)\b\.?",
+    re.IGNORECASE,
+)
+
+_NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("email", re.compile(r"e_?mail")),
+    ("phone_number", re.compile(r"(^|_)(phone|mobile|cell|tel|telephone|fax)(_|$)|phone")),
+    ("first_name", re.compile(r"first_?name|given_?name|forename")),
+    ("last_name", re.compile(r"last_?name|surname|family_?name")),
+    ("ssn", re.compile(r"(^|_)(ssn|sin|nino?|social_security|national_id|passport|tax_?id|taxpayer)")),
+    ("credit_card", re.compile(r"credit_?card|card_?(number|num|no)|(^|_)cc_?num|(^|_)pan$")),
+    ("iban", re.compile(r"(^|_)iban")),
+    ("ipv4", re.compile(r"(^|_)ip(_|$)|ip_?address|ipv4")),
+    ("street_address", re.compile(r"street")),
+    ("address", re.compile(r"address|(^|_)addr(_|$)")),
+    ("name", re.compile(r"(^|_)(full_?)?name$")),
+    (
+        "id",
+        re.compile(
+            r"(^|_)(customer|user|client|patient|member|account|employee|person|device|applicant)"
+            r"_?(id|ref|number|num|no|code)$|(^|_)(uuid|guid)$"
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class PiiColumn:
+    """One protected column: its kind, why it is PII and, for ``id``, the shapes of its values."""
+
+    column: str
+    kind: str
+    source: str  # "declared" | "detected"
+    evidence: str
+    shapes: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class PiiPlan:
+    """What fit/generate/blend do with personal identifiers (recorded in the fit record)."""
+
+    policy: str
+    locale: str
+    detect: bool
+    columns: tuple[PiiColumn, ...] = ()
+    ignore: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def names(self) -> list[str]:
+        """The protected column names."""
+        return [c.column for c in self.columns]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON for run records."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> PiiPlan:
+        """Read a plan back from a run record (an absent plan protects nothing)."""
+        if not raw:
+            return cls(policy="replace", locale="en_US", detect=False)
+        cols = tuple(
+            PiiColumn(
+                c["column"],
+                c["kind"],
+                c["source"],
+                c["evidence"],
+                tuple((str(s), float(w)) for s, w in c.get("shapes", ())),
+            )
+            for c in raw.get("columns", ())
+        )
+        return cls(
+            raw["policy"],
+            raw["locale"],
+            bool(raw["detect"]),
+            cols,
+            tuple(raw.get("ignore", ())),
+            tuple(raw.get("notes", ())),
+        )
+
+
+def _normalise_name(column: str) -> str:
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(column))
+    return re.sub(r"[^a-z0-9]+", "_", snake.lower()).strip("_")
+
+
+def _as_text(values: Iterable[Any]) -> list[str]:
+    out = []
+    for v in values:
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        out.append(str(v).strip())
+    return out
+
+
+def normalise_value(value: Any) -> str:
+    """The form in which PII values are compared (trimmed, case-folded, integral floats as ints)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().casefold()
+
+
+def _luhn(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for i, ch in enumerate(digits):
+        d = int(ch)
+        if i % 2 == parity:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _matches(kind: str, value: str) -> bool:
+    if kind == "email":
+        return bool(_EMAIL.match(value))
+    if kind == "ssn":
+        return bool(_SSN.match(value))
+    if kind == "phone_number":
+        core = re.sub(r"\s*(x|ext\.?)\s*\d+$", "", value, flags=re.IGNORECASE)
+        digits = sum(ch.isdigit() for ch in core)
+        separated = value.startswith("+") or any(ch in core for ch in " ().-")
+        return bool(_PHONE.match(value)) and 7 <= digits <= 15 and (separated or digits == 10)
+    if kind == "ipv4":
+        m = _IPV4.match(value)
+        return bool(m) and all(int(g) <= 255 for g in m.groups())
+    if kind == "iban":
+        return bool(_IBAN.match(value.replace(" ", "")))
+    if kind == "credit_card":
+        digits = re.sub(r"[ -]", "", value)
+        return bool(_CARD.match(value)) and 13 <= len(digits) <= 19 and _luhn(digits)
+    if kind == "name":
+        return bool(_PERSON.match(value)) and not _ORG_WORDS.search(value)
+    if kind in ("first_name", "last_name"):
+        return bool(_WORD.match(value)) and not _ORG_WORDS.search(value)
+    if kind in ("address", "street_address"):
+        return any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value)
+    return True  # "id": judged on uniqueness, not on a pattern
+
+
+_VALUE_KINDS = ("email", "ssn", "credit_card", "iban", "ipv4", "phone_number")
+"""Kinds that are recognisable from their values alone (most specific first)."""
+
+
+def _share(kind: str, values: list[str]) -> float:
+    share = sum(_matches(kind, v) for v in values) / len(values) if values else 0.0
+    if kind == "name" and share and _repeated_word(values) > 0.2:
+        return 0.0  # "Albany Intl", "Bradley Intl": names of places or firms share words, people's do not
+    return share
+
+
+def _repeated_word(values: list[str]) -> float:
+    """The share of values whose last word is the most common last word."""
+    from collections import Counter
+
+    last = Counter(v.split()[-1].casefold() for v in values if v.split())
+    return last.most_common(1)[0][1] / len(values) if len(values) >= 5 and last else 0.0
+
+
+def _sample(s: pd.Series) -> list[str]:
+    nonnull = s.dropna()
+    if len(nonnull) > SAMPLE_VALUES:
+        nonnull = nonnull.iloc[:: max(1, len(nonnull) // SAMPLE_VALUES)][:SAMPLE_VALUES]
+    return _as_text(nonnull.tolist())
+
+
+def _is_text(s: pd.Series) -> bool:
+    import pandas as pd
+
+    return not (
+        pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or pd.api.types.is_datetime64_any_dtype(s)
+    )
+
+
+def detect_column(name: str, s: pd.Series) -> tuple[str, str] | None:
+    """(kind, evidence) when a column looks like PII, else None."""
+    values = _sample(s)
+    if not values:
+        return None
+    norm = _normalise_name(name)
+    for kind, pattern in _NAME_RULES:
+        if not pattern.search(norm):
+            continue
+        if kind == "id":
+            unique = s.nunique(dropna=True) / max(1, s.notna().sum())
+            if _is_text(s) and unique >= 0.5:
+                return kind, f"name matches '{kind}', {unique:.0%} distinct values"
+            continue
+        share = _share(kind, values)
+        if share >= NAME_CONFIRM_SHARE:
+            return kind, f"name matches '{kind}', {share:.0%} of values look like one"
+    if not _is_text(s):
+        return None
+    for kind in _VALUE_KINDS:
+        share = _share(kind, values)
+        if share >= VALUE_ONLY_SHARE:
+            return kind, f"{share:.0%} of values look like {kind}"
+    return None
+
+
+def _shapes(s: pd.Series, top: int = 5) -> tuple[tuple[str, float], ...]:
+    """Character-class shapes of ID values ('A' upper, 'a' lower, '9' digit; others kept)."""
+    table = str.maketrans(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        "A" * 26 + "a" * 26 + "9" * 10,
+    )
+    shapes = s.dropna().map(lambda v: normalise_shape(str(v).translate(table)))
+    counts = shapes.value_counts(normalize=True).head(top)
+    return tuple((str(k), round(float(v), 6)) for k, v in counts.items())
+
+
+def normalise_shape(shape: str) -> str:
+    """Shapes longer than 40 characters are cut (IDs are short; free text is not an ID)."""
+    return shape[:40]
+
+
+def plan_for(
+    df: pd.DataFrame,
+    cfg: PiiConfig,
+    target: str | None = None,
+    keys: Collection[str] = (),
+    where: str = "fit.pii",
+) -> PiiPlan:
+    """The PII plan of a frame: declared columns plus detected ones, minus `ignore` and keys.
+
+    Raises InvalidInputError when a declared or ignored column does not exist, or when the target
+    is (declared or detected as) PII.
+    """
+    problems = [
+        f"{where}.columns names '{c}', which the data lacks (columns: {list(df.columns)})"
+        for c in cfg.columns
+        if c not in df.columns
+    ]
+    problems += [f"{where}.ignore names '{c}', which the data lacks" for c in cfg.ignore if c not in df.columns]
+    if problems:
+        raise InvalidInputError(where, problems, hint="Fix the column names in params.yaml.")
+    found: dict[str, PiiColumn] = {
+        col: PiiColumn(col, kind, "declared", "declared in params.yaml") for col, kind in cfg.columns.items()
+    }
+    notes: list[str] = []
+    if cfg.detect:
+        for col in df.columns:
+            if col in found or col in cfg.ignore or col in keys:
+                continue
+            hit = detect_column(col, df[col])
+            if hit:
+                found[col] = PiiColumn(col, hit[0], "detected", hit[1])
+    if target and target in found:
+        how = found[target].evidence
+        raise InvalidInputError(
+            where,
+            [f"target column '{target}' is PII ({how}); PII is never learned, so it cannot be the target"],
+            hint=f"Choose another `target`, or add '{target}' to {where}.ignore if it is not PII.",
+        )
+    ordered = [found[c] for c in df.columns if c in found]
+    columns = tuple(
+        PiiColumn(c.column, c.kind, c.source, c.evidence, _shapes(df[c.column]) if c.kind == "id" else ())
+        for c in ordered
+    )
+    if columns and len(columns) == len(df.columns):
+        raise InvalidInputError(where, ["every column is PII: nothing is left to learn"])
+    return PiiPlan(cfg.policy, cfg.locale, cfg.detect, columns, tuple(cfg.ignore), tuple(notes))
+
+
+_SDTYPES = {
+    "name": "name",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "email": "email",
+    "phone_number": "phone_number",
+    "address": "address",
+    "street_address": "street_address",
+    "ssn": "ssn",
+    "credit_card": "credit_card_number",
+    "iban": "iban",
+    "ipv4": "ipv4_address",
+    "id": "unknown",
+}
+
+
+def mark_metadata(metadata: dict[str, Any], table: str, plan: PiiPlan) -> dict[str, Any]:
+    """SDV metadata (as a dict) with the plan's columns marked PII and stripped of real values.
+
+    SDV's detection may describe an identifier column as categorical with every real value in
+    `range_values`, or make it the primary key: neither may reach a committed file.
+    """
+    import copy
+
+    out = copy.deepcopy(metadata)
+    tmeta = out["tables"][table]
+    for col in plan.columns:
+        tmeta["columns"][col.column] = {"sdtype": _SDTYPES[col.kind], "pii": True}
+        if tmeta.get("primary_key") == col.column:
+            del tmeta["primary_key"]
+    return out
+
+
+# --- replacement --------------------------------------------------------------------------------
+
+
+def _faker(locale: str, seed: int) -> Any:
+    from faker import Faker
+    from faker.config import AVAILABLE_LOCALES
+
+    if locale not in AVAILABLE_LOCALES:
+        raise ConfigError([f"fit.pii.locale: Faker has no locale {locale!r} (e.g. en_US, de_DE, fr_FR)"])
+    fake = Faker(locale)
+    fake.seed_instance(seed)
+    return fake
+
+
+def _from_shape(shape: str, rng: Any) -> str:
+    out = []
+    for ch in shape:
+        if ch == "A":
+            out.append(chr(65 + int(rng.integers(26))))
+        elif ch == "a":
+            out.append(chr(97 + int(rng.integers(26))))
+        elif ch == "9":
+            out.append(str(int(rng.integers(10))))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _draw(kind: str, fake: Any, rng: Any, shapes: tuple[tuple[str, float], ...]) -> str:
+    if kind == "name":
+        return fake.name()
+    if kind == "first_name":
+        return fake.first_name()
+    if kind == "last_name":
+        return fake.last_name()
+    if kind == "email":
+        return fake.email()
+    if kind == "phone_number":
+        return fake.phone_number()
+    if kind == "address":
+        return fake.address().replace("\n", ", ")
+    if kind == "street_address":
+        return fake.street_address()
+    if kind == "ssn":
+        return fake.ssn()
+    if kind == "credit_card":
+        return fake.credit_card_number()
+    if kind == "iban":
+        return fake.iban()
+    if kind == "ipv4":
+        return fake.ipv4_public()
+    if shapes:
+        weights = [w for _, w in shapes]
+        pick = int(rng.choice(len(shapes), p=[w / sum(weights) for w in weights]))
+        return _from_shape(shapes[pick][0], rng)
+    return fake.bothify("ID-########")
+
+
+def _fresh(
+    kind: str, fake: Any, rng: Any, shapes: tuple[tuple[str, float], ...], avoid: Collection[str], used: set[str] | None
+) -> str:
+    """A fake value never equal to a real one (nor, with `used`, to an earlier fake)."""
+    for attempt in range(200):
+        value = _draw(kind, fake, rng, shapes)
+        if attempt >= 20:  # a small value space (e.g. surnames) is exhausted: combine two draws
+            value = f"{value}-{_draw(kind, fake, rng, shapes)}" if attempt < 100 else f"{value}-{attempt}"
+        key = normalise_value(value)
+        if key not in avoid and (used is None or key not in used):
+            if used is not None:
+                used.add(key)
+            return value
+    raise InvalidInputError("fit.pii", [f"could not draw a {kind} value distinct from every real one"])
+
+
+def fake_values(
+    kind: str, n: int, seed: int, locale: str, avoid: Collection[str] = (), shapes: tuple[tuple[str, float], ...] = ()
+) -> list[str]:
+    """`n` Faker values of `kind`, reproducible from `seed`, none equal to a value in `avoid`."""
+    import numpy as np
+
+    fake = _faker(locale, seed)
+    rng = np.random.default_rng(seed)
+    return [_fresh(kind, fake, rng, shapes, avoid, None) for _ in range(n)]
+
+
+def pseudonymise(
+    values: pd.Series,
+    kind: str,
+    seed: int,
+    locale: str,
+    avoid: Collection[str] = (),
+    shapes: tuple[tuple[str, float], ...] = (),
+) -> pd.Series:
+    """Replace each distinct real value by its own fake (same value -> same fake, one per value)."""
+    import numpy as np
+
+    distinct = sorted({normalise_value(v) for v in values.dropna().tolist()})
+    fake = _faker(locale, seed)
+    rng = np.random.default_rng(seed)
+    used: set[str] = set()
+    mapping = {v: _fresh(kind, fake, rng, shapes, avoid, used) for v in distinct}
+    return values.map(lambda v: v if v is None or v != v else mapping[normalise_value(v)]).astype(object)
+
+
+def column_seed(seed: int, column: str) -> int:
+    """A seed per (seed, column), stable across processes."""
+    digest = hashlib.sha256(f"{seed}:{column}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def real_values(frames: Iterable[pd.DataFrame], columns: Collection[str]) -> set[str]:
+    """Every real value of the PII columns, normalised (the reference of the replay gate)."""
+    out: set[str] = set()
+    for df in frames:
+        for col in columns:
+            if col in df.columns:
+                out.update(normalise_value(v) for v in df[col].dropna().tolist())
+    out.discard("")
+    return out
+
+
+def apply_plan(
+    df: pd.DataFrame,
+    plan: PiiPlan,
+    seed: int,
+    avoid: Mapping[str, Collection[str]],
+    columns: list[str] | None = None,
+    pseudonymous: bool = False,
+) -> pd.DataFrame:
+    """Put the plan's PII columns back into a sampled frame (or replace them in real rows).
+
+    `pseudonymous=False` (synthetic rows): one fresh fake per row. `pseudonymous=True` (real rows):
+    one fake per distinct real value. Policy ``drop`` removes the columns. `columns` restores
+    the original column order.
+    """
+    out = df.copy()
+    for col in plan.columns:
+        if plan.policy == "drop":
+            out = out.drop(columns=[col.column], errors="ignore")
+            continue
+        s = column_seed(seed, col.column)
+        if pseudonymous and col.column in out.columns:
+            out[col.column] = pseudonymise(
+                out[col.column], col.kind, s, plan.locale, avoid.get(col.column, ()), col.shapes
+            )
+        else:
+            out[col.column] = fake_values(col.kind, len(out), s, plan.locale, avoid.get(col.column, ()), col.shapes)
+    if columns is not None:
+        out = out[[c for c in columns if c in out.columns]]
+    return out
+
+
+# --- the replay gate ----------------------------------------------------------------------------
+
+
+def gate_columns(real: pd.DataFrame, plan: PiiPlan) -> list[str]:
+    """The columns whose real values the replay gate protects: the plan's plus those detection
+    finds in `real` now (whatever `detect` says), minus the plan's `ignore` list."""
+    cols = set(plan.names)
+    for col in real.columns:
+        if col not in cols and col not in plan.ignore and detect_column(col, real[col]):
+            cols.add(col)
+    return [c for c in real.columns if c in cols]
+
+
+def mask(value: str) -> str:
+    """A value shown in reports without revealing it (first character and length)."""
+    return f"{value[:1]}***({len(value)} chars)"
+
+
+def replay(release: pd.DataFrame, real: Collection[str], pii_columns: Collection[str]) -> dict[str, Any]:
+    """Real PII values found in a release: in its PII columns (any type) or any text column.
+
+    Returns the number of distinct leaked values, per-column counts and masked examples.
+    """
+    real_set = set(real)
+    leaked: set[str] = set()
+    by_column: dict[str, int] = {}
+    for col in release.columns:
+        s = release[col]
+        if col not in pii_columns and not _is_text(s):
+            continue
+        found = {normalise_value(v) for v in s.dropna().unique().tolist()} & real_set
+        if found:
+            by_column[col] = len(found)
+            leaked |= found
+    return {
+        "leaked_values": len(leaked),
+        "by_column": by_column,
+        "examples": [mask(v) for v in sorted(leaked)[:3]],
+        "real_values_checked": len(real_set),
+        "columns_checked": [c for c in release.columns if c in pii_columns or _is_text(release[c])],
+    }
