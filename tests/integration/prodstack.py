@@ -88,9 +88,7 @@ AIRFLOW_ENV_KEYS: tuple[str, ...] = (
 
 #: Values that are the same in every deployment (docker-compose.yml uses them too).
 STATIC_AIRFLOW_ENV: dict[str, str] = {
-    "AIRFLOW__CORE__AUTH_MANAGER": (
-        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-    ),
+    "AIRFLOW__CORE__AUTH_MANAGER": ("airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"),
     "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
 }
@@ -616,8 +614,7 @@ class ProductionStack:
             if time.monotonic() > deadline:
                 tasks = self.task_states(dag_id, run_id)
                 raise TimeoutError(
-                    f"{dag_id}/{run_id} still {state!r} after {timeout:.0f} s; "
-                    f"tasks: {tasks}\n{self.log_tails()}"
+                    f"{dag_id}/{run_id} still {state!r} after {timeout:.0f} s; tasks: {tasks}\n{self.log_tails()}"
                 )
             self._check_processes()
             time.sleep(poll)
@@ -647,15 +644,12 @@ class ProductionStack:
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """Return the text of one task try's log (for failure messages)."""
         path = (
-            f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}"
-            f"/taskInstances/{_quote(task_id)}/logs/{try_number}"
+            f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}/logs/{try_number}"
         )
         body = self.api("GET", path, params={"full_content": "true"}).json()
         content = body.get("content", body)
         if isinstance(content, list):
-            return "\n".join(
-                str(item.get("event", item)) if isinstance(item, dict) else str(item) for item in content
-            )
+            return "\n".join(str(item.get("event", item)) if isinstance(item, dict) else str(item) for item in content)
         return str(content)
 
     def import_errors(self) -> list[dict[str, Any]]:
@@ -677,9 +671,7 @@ class ProductionStack:
             elif response.status_code != 404:
                 raise StackError(f"GET {path}: {response.status_code} {response.text}")
             if time.monotonic() > deadline:
-                errors = "\n".join(
-                    f"{e.get('filename')}:\n{e.get('stack_trace')}" for e in self.import_errors()
-                )
+                errors = "\n".join(f"{e.get('filename')}:\n{e.get('stack_trace')}" for e in self.import_errors())
                 raise TimeoutError(
                     f"DAG {dag_id!r} not parsed from {self.dags_folder} after "
                     f"{timeout:.0f} s; import errors: {errors or 'none'}\n"
@@ -854,8 +846,7 @@ class ProductionStack:
             if pending and time.monotonic() > deadline:
                 status = "\n".join(f"{n}: {detail.get(n, '?')}" for n in sorted(pending))
                 raise StackError(
-                    f"stack not healthy after {self.startup_timeout:.0f} s; pending:\n"
-                    f"{status}\n{self.log_tails()}"
+                    f"stack not healthy after {self.startup_timeout:.0f} s; pending:\n{status}\n{self.log_tails()}"
                 )
             if pending:
                 time.sleep(0.5)

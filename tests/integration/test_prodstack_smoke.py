@@ -103,9 +103,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionStack]
         yield prod
     assert not prod._res.pgids and not prod._res.databases and prod._res.redis_db is None
     with prod.pg.connect() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT datname FROM pg_database WHERE datname IN (%s, %s)", (prod.airflow_db, prod.mlflow_db)
-        )
+        cur.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s)", (prod.airflow_db, prod.mlflow_db))
         assert cur.fetchall() == [], "databases were not dropped"
 
 
