@@ -139,11 +139,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             "rows": len(out),
             "rows_by_provenance": {k: int(v) for k, v in counts.items()},
             "blended": {"path": str(paths.blended.relative_to(paths.root)), "sha256": sha},
-            "mlflow": {
-                "run_id": handle.run_id,
-                "parent_run_id": handle.parent_run_id,
-                "experiment": handle.experiment_name,
-            },
+            "mlflow": handle.as_record(),
         }
         if classes is not None:
             from pipelines.rebalance import achieved

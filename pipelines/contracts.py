@@ -153,12 +153,21 @@ class GxResult:
 _CTX: dict[str, Any] = {}
 
 
+def _gx() -> Any:
+    """Import GX with its import-time INFO chatter (hundreds of lines) silenced."""
+    for name in ("great_expectations", "great_expectations._docs_decorators"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    return gx
+
+
 def _batch_definition() -> Any:
     if "bd" not in _CTX:
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        import great_expectations as gx
+        gx = _gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         ctx = gx.get_context(mode="ephemeral")
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         asset = ctx.data_sources.add_pandas("synthgate").add_dataframe_asset("frame")
@@ -185,7 +194,7 @@ def _describe(result: dict[str, Any]) -> str:
 
 def run_suite(df: pd.DataFrame, suite_json: dict[str, Any]) -> GxResult:
     """Validate a DataFrame against a suite with GX Core (ephemeral context)."""
-    import great_expectations as gx
+    gx = _gx()
 
     suite = gx.ExpectationSuite(
         name=suite_json.get("name", "suite"),

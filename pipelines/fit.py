@@ -206,11 +206,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             "metadata": {"path": rel(paths.metadata), "sha256": sha256_file(paths.metadata)},
             "model": {"path": rel(paths.model), "sha256": model_sha, **model_info},
             "fit_seconds": round(fit_seconds, 3),
-            "mlflow": {
-                "run_id": handle.run_id,
-                "parent_run_id": handle.parent_run_id,
-                "experiment": handle.experiment_name,
-            },
+            "mlflow": handle.as_record(),
             "columns": list(train.columns),
             "learned_columns": list(learned_train.columns),
             "pii": plan.to_dict(),

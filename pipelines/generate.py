@@ -237,11 +237,7 @@ def finalize(cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[s
             "columns": fit_record.get("columns"),
             "conditions": dict(cfg.generate.conditions),
             "rebalance": _rebalance_record(cfg, shard_results),
-            "mlflow": {
-                "run_id": handle.run_id,
-                "parent_run_id": handle.parent_run_id,
-                "experiment": handle.experiment_name,
-            },
+            "mlflow": handle.as_record(),
         }
         write_json(paths.record("generate"), record)
     return record

@@ -301,11 +301,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             "train": {"path": rel(paths.train), "sha256": train_sha, "rows": len(train)},
             "holdout": {"path": rel(paths.holdout), "sha256": holdout_sha, "rows": len(holdout)},
             "split": {"holdout_fraction": cfg.ingest.holdout_fraction, "seed": cfg.seed, "stratified_by": strat},
-            "mlflow": {
-                "run_id": handle.run_id,
-                "parent_run_id": handle.parent_run_id,
-                "experiment": handle.experiment_name,
-            },
+            "mlflow": handle.as_record(),
         }
         mlflow.log_params(
             {

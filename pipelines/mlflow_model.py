@@ -24,7 +24,7 @@ class SynthesizerModel(mlflow.pyfunc.PythonModel):
         with open(path, "rb") as f:
             self._synth = cloudpickle.load(f)
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+    def predict(self, context, model_input, params=None):  # untyped: MLflow warns on a non-list hint
         """Sample `model_input["num_rows"][0]` rows (a single-table frame)."""
         num_rows = int(model_input["num_rows"].iloc[0])
         out = self._synth.sample(num_rows)

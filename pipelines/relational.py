@@ -398,11 +398,7 @@ def run_ingest(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 "stratified_by": strat,
                 "main_table": cfg.source.main_table,
             },
-            "mlflow": {
-                "run_id": handle.run_id,
-                "parent_run_id": handle.parent_run_id,
-                "experiment": handle.experiment_name,
-            },
+            "mlflow": handle.as_record(),
         }
         mlflow.log_params(
             {
@@ -620,11 +616,7 @@ def run_fit(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             "tables": {t: list(df.columns) for t, df in train.items()},
             "relationships": [r.model_dump() for r in cfg.source.relationships],
             "main_table": cfg.source.main_table,
-            "mlflow": {
-                "run_id": handle.run_id,
-                "parent_run_id": handle.parent_run_id,
-                "experiment": handle.experiment_name,
-            },
+            "mlflow": handle.as_record(),
         }
         write_json(paths.record("fit"), record)
     return record
@@ -701,11 +693,7 @@ def run_blend(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             "rows": written["rows"],
             "rows_by_provenance": {"synthetic": written["rows"]},
             "blended": written,
-            "mlflow": {
-                "run_id": handle.run_id,
-                "parent_run_id": handle.parent_run_id,
-                "experiment": handle.experiment_name,
-            },
+            "mlflow": handle.as_record(),
         }
         write_json(paths.record("blend"), result)
     return result
@@ -927,11 +915,7 @@ def run_validate(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             },
             "report": {"path": _rel(paths, paths.report_html), "sha256": sha256_file(paths.report_html)},
             "blended_sha256": blend_record["blended"]["sha256"],
-            "mlflow": {
-                "run_id": handle.run_id,
-                "parent_run_id": handle.parent_run_id,
-                "experiment": handle.experiment_name,
-            },
+            "mlflow": handle.as_record(),
         }
         write_json(paths.record("validate"), record)
     return record

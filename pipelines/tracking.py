@@ -108,6 +108,10 @@ class StageRun:
     experiment_id: str
     experiment_name: str
 
+    def as_record(self) -> dict[str, str]:
+        """The `mlflow` block of a stage's run record."""
+        return {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "experiment": self.experiment_name}
+
 
 def _open_parent(client: Any, experiment_id: str, dataset: str, runner: str) -> str | None:
     runs = client.search_runs(

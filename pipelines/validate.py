@@ -341,11 +341,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             },
             "report": {"path": rel(paths.report_html), "sha256": sha256_file(paths.report_html)},
             "blended_sha256": sha256_file(paths.blended),
-            "mlflow": {
-                "run_id": handle.run_id,
-                "parent_run_id": handle.parent_run_id,
-                "experiment": handle.experiment_name,
-            },
+            "mlflow": handle.as_record(),
         }
         write_json(paths.record("validate"), record)
     return record
