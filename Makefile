@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.synthgate-installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo test test-fast lint bench airflow airflow-stop clean
+.PHONY: setup demo test test-fast tooling lint bench airflow airflow-stop clean
 
 setup: $(STAMP) ## create .venv and install the pinned stack from requirements.lock
 
@@ -21,8 +21,13 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup ## run the pipeline for every `default: true` dataset (the demo: hdma)
 	$(BIN)/synthgate demo
 
-test: setup ## the full test suite (what CI runs)
+test: setup tooling ## the full test suite (what CI runs)
 	$(BIN)/python -m pytest
+
+tooling: ## the compose linter from package-lock.json (skipped, with a note, without npm)
+	@if [ -x node_modules/.bin/dclint ]; then :; \
+	elif command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the compose-lint test will be skipped"; fi
 
 test-fast: setup ## unit tests only (no end-to-end, no services)
 	$(BIN)/python -m pytest -m "not slow and not integration"

@@ -16,10 +16,11 @@ def _params(**datasets):
 
 def test_repo_params_load_and_merge_defaults():
     params = load_params(REPO / "params.yaml")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())["datasets"]["hdma"]
     hdma = params.dataset("hdma")
     assert hdma.target == "deny"
-    assert hdma.fit.synthesizer == "gaussian_copula"  # inherited from defaults
-    assert hdma.generate.rows == 2000  # dataset override
+    assert hdma.generate.rows == raw["generate"]["rows"]  # the dataset's own value...
+    assert hdma.generate.shard_rows == defaults()["generate"]["shard_rows"]  # ...merged over defaults
     assert hdma.gates.quality_min == defaults()["gates"]["quality_min"]
     assert {"hdma", "diamonds"} <= set(params.datasets)
 

@@ -138,3 +138,16 @@ def test_blend_detects_changed_shard(fitted):
             blend_stage.run(cfg, p)
     finally:
         p.shard(0).write_bytes(original)
+
+
+def test_logged_mlflow_model_loads_and_samples(fitted):
+    """The registered pyfunc model verifies the digest, then samples rows like the synthesizer."""
+    import mlflow
+
+    from pipelines.tracking import use_store
+
+    record = json.loads(paths_for("hdma", fitted).record("fit").read_text())
+    use_store(fitted)
+    model = mlflow.pyfunc.load_model(f"models:/synth-hdma/{record['model']['registered_version']}")
+    sample = model.predict(pd.DataFrame({"num_rows": [7]}))
+    assert len(sample) == 7 and "deny" in sample.columns
