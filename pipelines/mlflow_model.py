@@ -28,8 +28,12 @@ class SynthesizerModel(mlflow.pyfunc.PythonModel):
         with open(path, "rb") as f:
             self._synth = cloudpickle.load(f)
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
-        """Sample `model_input["num_rows"][0]` rows (a single-table frame)."""
+    def predict(self, context: Any, model_input, params: dict | None = None) -> Any:
+        """Sample `model_input["num_rows"][0]` rows (a single-table frame).
+
+        `model_input` has no type hint on purpose: MLflow would try (and fail, noisily) to infer a
+        signature from it.
+        """
         num_rows = int(model_input["num_rows"].iloc[0])
         out = self._synth.sample(num_rows)
         return next(iter(out.values())) if isinstance(out, dict) else out
@@ -40,17 +44,14 @@ def log_synthesizer(model_path: Path, sha256: str, dataset: str) -> dict[str, An
     import importlib.metadata as md
     import logging
     import tempfile
-    import warnings
 
     import mlflow
 
     reqs = [f"{p}=={md.version(p)}" for p in ("sdv", "pandas", "cloudpickle", "mlflow")]
-    # MLflow warns that a Python-object model is cloudpickled (ours is unpickled only after its
-    # digest is checked, in load_context) and that `predict` has no list[...] type hint (it takes a
-    # frame): noise in every fit's log.
+    # MLflow warns that a Python-object model is cloudpickled; ours is unpickled only after its
+    # digest is checked (load_context), so the warning is noise in every fit's log.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+    with tempfile.TemporaryDirectory() as tmp:
         digest = Path(tmp) / "synthesizer.sha256"
         digest.write_text(sha256 + "\n")
         info = mlflow.pyfunc.log_model(
