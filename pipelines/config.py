@@ -39,64 +39,24 @@ SECTIONS = ("ingest", "fit", "generate", "blend", "gates")
 
 DATASET_REQUIRED = ("source", "target", "seed", *SECTIONS)
 
+_COMMON = frozenset({"enforce_min_max_values", "enforce_rounding"})
+_COPULA = frozenset({"numerical_distributions", "default_distribution"})
+_GAN = _COMMON | {
+    "embedding_dim", "generator_dim", "discriminator_dim", "generator_lr", "generator_decay",
+    "discriminator_lr", "discriminator_decay", "batch_size", "discriminator_steps", "log_frequency",
+    "epochs", "pac", "enable_gpu",
+}  # fmt: skip
+
+_TVAE = _COMMON | {
+    "embedding_dim", "compress_dims", "decompress_dims", "l2scale", "batch_size", "epochs",
+    "loss_factor", "enable_gpu",
+}  # fmt: skip
+
 SYNTHESIZER_PARAMS: dict[str, frozenset[str]] = {
-    "gaussian_copula": frozenset(
-        {"enforce_min_max_values", "enforce_rounding", "numerical_distributions", "default_distribution"}
-    ),
-    "ctgan": frozenset(
-        {
-            "enforce_min_max_values",
-            "enforce_rounding",
-            "embedding_dim",
-            "generator_dim",
-            "discriminator_dim",
-            "generator_lr",
-            "generator_decay",
-            "discriminator_lr",
-            "discriminator_decay",
-            "batch_size",
-            "discriminator_steps",
-            "log_frequency",
-            "epochs",
-            "pac",
-            "enable_gpu",
-        }
-    ),
-    "tvae": frozenset(
-        {
-            "enforce_min_max_values",
-            "enforce_rounding",
-            "embedding_dim",
-            "compress_dims",
-            "decompress_dims",
-            "l2scale",
-            "batch_size",
-            "epochs",
-            "loss_factor",
-            "enable_gpu",
-        }
-    ),
-    "copulagan": frozenset(
-        {
-            "enforce_min_max_values",
-            "enforce_rounding",
-            "embedding_dim",
-            "generator_dim",
-            "discriminator_dim",
-            "generator_lr",
-            "generator_decay",
-            "discriminator_lr",
-            "discriminator_decay",
-            "batch_size",
-            "discriminator_steps",
-            "log_frequency",
-            "epochs",
-            "pac",
-            "enable_gpu",
-            "numerical_distributions",
-            "default_distribution",
-        }
-    ),
+    "gaussian_copula": _COMMON | _COPULA,
+    "ctgan": _GAN,
+    "tvae": _TVAE,
+    "copulagan": _GAN | _COPULA,
     "hma": frozenset({"locales"}),
 }
 """Constructor arguments each SDV 2.0 synthesizer accepts (checked without importing SDV)."""

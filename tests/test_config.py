@@ -108,3 +108,18 @@ def test_unknown_top_level_and_default_keys():
         parse_params(yaml.safe_load(yaml.safe_dump(raw)))
     assert "extra: unknown top-level key" in str(err.value)
     assert "defaults.gatez: unknown key" in str(err.value)
+
+
+def test_synthesizer_param_lists_match_sdv():
+    """The lists config.py checks without importing SDV are exactly SDV 2.0's constructor arguments."""
+    import inspect
+
+    import sdv.single_table as st
+
+    from pipelines.config import SYNTHESIZER_PARAMS
+    from pipelines.fit import SYNTHESIZERS
+
+    for name, cls_name in SYNTHESIZERS.items():
+        args = set(inspect.signature(getattr(st, cls_name).__init__).parameters)
+        args -= {"self", "metadata", "locales", "verbose"}  # locales: Faker (PII); verbose: logs
+        assert SYNTHESIZER_PARAMS[name] == args, name
