@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,41 +22,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SKIP = {
-    ".venv",
-    "data",
-    "models",
-    "runs",
-    "reports",
-    "mlflow.db",
-    "mlartifacts",
-    "logs",
-    ".dvc-storage",
-    "node_modules",
-    "__pycache__",
-    ".pytest_cache",
-    "test-artifacts",
-    ".ruff_cache",
-    ".git",
-}
+sys.path.insert(0, str(REPO))
+from tests.conftest import copy_repo, git_init  # noqa: E402  (the same scratch copy the e2e tests use)
 
 
 def _scratch(root: Path) -> Path:
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        out = {n for n in names if n in SKIP or n.endswith(".egg-info")}
-        if Path(folder).name == ".dvc":
-            out |= {n for n in names if n in ("cache", "tmp")}
-        return out
-
-    dest = root / "repo"
-    shutil.copytree(REPO, dest, ignore=ignore)
+    dest = copy_repo(root / "repo")
     (dest / "dvc.lock").unlink(missing_ok=True)
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"],
-    ):
-        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    git_init(dest)
     return dest
 
 

@@ -61,6 +61,12 @@ def _artifact_location(root: Path) -> str | None:
     return (root / "mlartifacts").as_uri()
 
 
+def _experiment_id(client: Any, name: str, root: Path) -> str:
+    """The id of experiment `name`, created (artifacts per `_artifact_location`) if missing."""
+    exp = client.get_experiment_by_name(name)
+    return exp.experiment_id if exp else client.create_experiment(name, artifact_location=_artifact_location(root))
+
+
 def experiment_name(dataset: str) -> str:
     """The MLflow experiment of a dataset."""
     return f"synthgate-{dataset}"
@@ -164,10 +170,7 @@ def stage_run(cfg: DatasetConfig, paths: DatasetPaths, stage: str) -> Iterator[S
     use_store(root)
     client = MlflowClient()
     exp_name = experiment_name(cfg.name)
-    exp = client.get_experiment_by_name(exp_name)
-    experiment_id = (
-        exp.experiment_id if exp else client.create_experiment(exp_name, artifact_location=_artifact_location(root))
-    )
+    experiment_id = _experiment_id(client, exp_name, root)
     tags = _tags(cfg, root, stage)
     runner = tags["synthgate.runner"]
 
@@ -230,10 +233,7 @@ def start_pipeline(cfg: DatasetConfig, paths: DatasetPaths) -> str:
     use_store(root)
     client = MlflowClient()
     exp_name = experiment_name(cfg.name)
-    exp = client.get_experiment_by_name(exp_name)
-    experiment_id = (
-        exp.experiment_id if exp else client.create_experiment(exp_name, artifact_location=_artifact_location(root))
-    )
+    experiment_id = _experiment_id(client, exp_name, root)
     tags = {**_tags(cfg, root, "pipeline"), "synthgate.role": "pipeline"}
     dag_id, run_id = tags.get("synthgate.airflow_dag_id"), tags.get("synthgate.airflow_run_id")
     if dag_id and run_id and "'" not in dag_id + run_id:

@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import HDMA, defaults, git_init, load, run_stages, small_block
+from tests.conftest import HDMA, clean_env, defaults, git_init, load, run_stages, small_block
 
-RUNNER_VARS = (
-    "MLFLOW_TRACKING_URI",
-    "SYNTHGATE_PARENT_RUN_ID",
-    "SYNTHGATE_RUNNER",
-    "SYNTHGATE_ROOT",
-    "AIRFLOW_CTX_DAG_ID",
-    "AIRFLOW_CTX_DAG_RUN_ID",
-    "DVC_ROOT",
-    "OPENLINEAGE_URL",
-    "OPENLINEAGE_CONFIG",
-    "OPENLINEAGE_DISABLED",
-    "OPENLINEAGE_NAMESPACE",
-)
 BLOCKING = {"gates": {"quality_min": 0.99}}
 """An override no small synthetic table passes: the release attempt is blocked by the quality gate."""
-
-
-@contextlib.contextmanager
-def clean_env(**env: str) -> Iterator[None]:
-    """Module-scoped builds cannot use the function-scoped autouse fixture: same isolation here."""
-    with pytest.MonkeyPatch.context() as mp:
-        for var in RUNNER_VARS:
-            mp.delenv(var, raising=False)
-        for key, value in env.items():
-            mp.setenv(key, value)
-        yield
 
 
 def small_hdma(rows: int = 600) -> dict[str, Any]:

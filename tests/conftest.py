@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +40,37 @@ def defaults() -> dict[str, Any]:
     return yaml.safe_load((REPO / "params.yaml").read_text())["defaults"]
 
 
+RUNNER_VARS = (
+    "MLFLOW_TRACKING_URI",
+    "SYNTHGATE_PARENT_RUN_ID",
+    "SYNTHGATE_RUNNER",
+    "SYNTHGATE_ROOT",
+    "AIRFLOW_CTX_DAG_ID",
+    "AIRFLOW_CTX_DAG_RUN_ID",
+    "DVC_ROOT",
+    "OPENLINEAGE_URL",
+    "OPENLINEAGE_CONFIG",
+    "OPENLINEAGE_DISABLED",
+    "OPENLINEAGE_NAMESPACE",
+)
+"""Variables that point a run at a tracking server, a lineage backend or a runner's identity."""
+
+
+@contextlib.contextmanager
+def clean_env(**env: str) -> Iterator[None]:
+    """Module-scoped builds cannot use the function-scoped autouse fixture: same isolation here."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in RUNNER_VARS:
+            mp.delenv(var, raising=False)
+        for key, value in env.items():
+            mp.setenv(key, value)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test talks to a tracking server or inherits a runner's identity by accident."""
-    for var in (
-        "MLFLOW_TRACKING_URI",
-        "SYNTHGATE_PARENT_RUN_ID",
-        "SYNTHGATE_RUNNER",
-        "SYNTHGATE_ROOT",
-        "AIRFLOW_CTX_DAG_ID",
-        "AIRFLOW_CTX_DAG_RUN_ID",
-        "DVC_ROOT",
-    ):
+    for var in RUNNER_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
 

@@ -13,8 +13,7 @@ from pipelines import release
 from pipelines.errors import GateFailed, SynthgateError
 from pipelines.io import sha256_file
 from pipelines.paths import paths_for
-from tests._lineage_ws import clean_env
-from tests.conftest import HDMA, defaults, load, run_stages, small_block
+from tests.conftest import HDMA, clean_env, defaults, load, run_stages, small_block
 
 
 def _tree(path: Path) -> dict[str, str]:

@@ -16,8 +16,7 @@ from pipelines.contracts import PROVENANCE
 from pipelines.errors import ConfigError, IntegrityError, InvalidInputError
 from pipelines.io import sha256_file
 from pipelines.paths import paths_for
-from tests._lineage_ws import clean_env
-from tests.conftest import HDMA, defaults, load, run_stages, small_block
+from tests.conftest import HDMA, clean_env, defaults, load, run_stages, small_block
 
 
 @pytest.fixture(scope="module")
