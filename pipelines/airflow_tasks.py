@@ -12,7 +12,6 @@ The DAG processor imports this module on every parse: keep its top-level imports
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
 import os
@@ -39,7 +38,8 @@ from pipelines.config import (
 )
 from pipelines.errors import ConfigError, GateFailed, IntegrityError, InvalidInputError, SynthgateError
 from pipelines.io import read_json, sha256_file
-from pipelines.paths import DatasetPaths, paths_for
+from pipelines.locks import file_lock
+from pipelines.paths import DatasetPaths, dvc_record_lock, paths_for
 
 log = logging.getLogger("synthgate.airflow")
 
@@ -556,27 +556,10 @@ def release(ctx: RunContext) -> RunContext:
     return ctx
 
 
-@contextlib.contextmanager
-def _repo_lock(root: Path, timeout_s: float = DVC_LOCK_TIMEOUT_S) -> Iterator[None]:
+def _repo_lock(root: Path, timeout_s: float = DVC_LOCK_TIMEOUT_S) -> contextlib.AbstractContextManager[None]:
     """One DVC recording at a time per repository (all datasets share dvc.lock)."""
-    lock = root / "logs" / "locks" / "dvc-record.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout_s
-    with open(lock, "w") as f:
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise SynthgateError(
-                        f"{lock}: another run has been recording in DVC for {timeout_s:.0f} s; the task will retry"
-                    ) from None
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    busy = f"another run has been recording in DVC for {timeout_s:.0f} s; the task will retry"
+    return file_lock(dvc_record_lock(root), busy, wait_s=timeout_s)
 
 
 def _dvc(root: Path, *args: str, timeout_s: float = DVC_LOCK_TIMEOUT_S) -> str:

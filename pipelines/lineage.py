@@ -347,9 +347,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _attempt(rel: Release, root: Path, rep: _Report) -> dict[str, Any] | None:
-    from pipelines.release import attempts_log
 
-    log = attempts_log(paths_for(rel.dataset, root))
+    log = paths_for(rel.dataset, root).attempts_log
     entries = read_attempts(log)
     entry = next((e for e in entries if e.get("verdict") == "released" and e.get("version") == rel.version), None)
     if entry is None:
@@ -808,7 +807,6 @@ def releases(dataset: str, root: Path | None = None, *, use_mlflow: bool = True)
     Joined from the attempts log, the manifests on disk and the MLflow pipeline runs (tagged
     `synthgate.verdict`); each row says which of these sources know it.
     """
-    from pipelines.release import attempts_log
     from pipelines.tracking import experiment_name
 
     root = (root or repo_root()).resolve()
@@ -832,7 +830,7 @@ def releases(dataset: str, root: Path | None = None, *, use_mlflow: bool = True)
             },
         )
 
-    for e in read_attempts(attempts_log(paths)):
+    for e in read_attempts(paths.attempts_log):
         r = row_for(e.get("mlflow_run_id") or f"log:{e.get('attempted_at')}")
         r.update(
             version=e.get("version"),

@@ -65,7 +65,7 @@ def job_namespace() -> str:
 
 def events_file(paths: DatasetPaths) -> Path:
     """The default (file transport) event log of a dataset."""
-    return paths.root / "logs" / "openlineage" / f"{paths.name}.jsonl"
+    return paths.openlineage_events
 
 
 def run_uuid(mlflow_run_id: str) -> str:

@@ -110,6 +110,45 @@ class DatasetPaths:
         """The stage's run record: digests, counts, MLflow run id."""
         return self.root / "runs" / self.name / f"{stage}.json"
 
+    @property
+    def attempts_log(self) -> Path:
+        """Append-only log of every release attempt, published or blocked (local audit trail)."""
+        return logs_dir(self.root) / "releases" / f"{self.name}.jsonl"
+
+    @property
+    def reproduce_log(self) -> Path:
+        """Append-only log of every `synthgate reproduce` of this dataset."""
+        return logs_dir(self.root) / "reproduce" / f"{self.name}.jsonl"
+
+    @property
+    def openlineage_events(self) -> Path:
+        """OpenLineage events of the file transport (the default)."""
+        return logs_dir(self.root) / "openlineage" / f"{self.name}.jsonl"
+
+    @property
+    def lock(self) -> Path:
+        """The per-dataset lock file: one writer of a dataset's release at a time."""
+        return locks_dir(self.root) / f"{self.name}.lock"
+
+    def rel(self, path: Path | str) -> str:
+        """`path` relative to the workspace root, as records and manifests write it."""
+        return str(Path(path).relative_to(self.root))
+
+
+def logs_dir(root: Path) -> Path:
+    """Local logs (attempts, OpenLineage events, locks), git-ignored."""
+    return Path(root) / "logs"
+
+
+def locks_dir(root: Path) -> Path:
+    """Lock files, one per dataset plus the repository-wide DVC recording lock."""
+    return logs_dir(root) / "locks"
+
+
+def dvc_record_lock(root: Path) -> Path:
+    """The repository-wide lock of `dvc commit`/`dvc push` (all datasets share dvc.lock)."""
+    return locks_dir(root) / "dvc-record.lock"
+
 
 def paths_for(name: str, root: Path | None = None) -> DatasetPaths:
     """The layout for dataset `name` under `root` (default: the repo root)."""

@@ -9,7 +9,6 @@ with renames; a crash at any point leaves either the old or the new release, nev
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines import STAGES, __version__
 from pipelines.errors import GateFailed, IntegrityError, SynthgateError
 from pipelines.io import dumps_json, read_json, sha256_file
+from pipelines.locks import file_lock
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -30,27 +30,11 @@ if TYPE_CHECKING:
 UPSTREAM = [s for s in STAGES if s != "release"]
 
 
-def attempts_log(paths: DatasetPaths) -> Path:
-    """The append-only log of release attempts (local audit trail)."""
-    return paths.root / "logs" / "releases" / f"{paths.name}.jsonl"
-
-
 @contextlib.contextmanager
 def dataset_lock(paths: DatasetPaths) -> Iterator[None]:
     """Exclusive lock per dataset: two releases of one dataset never write at once."""
-    lock = paths.root / "logs" / "locks" / f"{paths.name}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SynthgateError(
-                f"another run is releasing '{paths.name}' right now ({lock}); try again when it ends"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with file_lock(paths.lock, f"another run is releasing '{paths.name}' right now; try again when it ends"):
+        yield
 
 
 def _old_dir(paths: DatasetPaths) -> Path:
@@ -70,7 +54,7 @@ def recover(paths: DatasetPaths) -> None:
 
 
 def _append_attempt(paths: DatasetPaths, entry: dict[str, Any]) -> None:
-    log = attempts_log(paths)
+    log = paths.attempts_log
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry, sort_keys=True) + "\n")

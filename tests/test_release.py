@@ -88,7 +88,7 @@ def test_impossible_gate_blocks_release_and_keeps_previous(released):
         release.run(cfg, p)
     assert "previous release was left untouched" in str(err.value)
     assert _tree(p.release_dir) == before
-    log = [json.loads(x) for x in release.attempts_log(p).read_text().splitlines()]
+    log = [json.loads(x) for x in p.attempts_log.read_text().splitlines()]
     assert log[-1]["verdict"] == "blocked" and log[-1]["failed"] == ["quality"]
     from pipelines.tracking import get_run
 
