@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pipelines import tableset
 from pipelines.contracts import PROVENANCE
-from pipelines.errors import ConfigError, InvalidInputError
-from pipelines.io import read_json, read_parquet, sha256_file, write_json, write_parquet
+from pipelines.errors import ConfigError
+from pipelines.io import read_json
+from pipelines.records.stages import BlendRecord
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from pipelines.config import BlendConfig, DatasetConfig
     from pipelines.paths import DatasetPaths
+    from pipelines.tableset import Layout, Tables
 
 
 def blend(
@@ -64,30 +67,24 @@ def blend(
     return both.sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
-def read_synthetic(paths: DatasetPaths) -> pd.DataFrame:
-    """Concatenate the shards listed in the generate record (digests checked)."""
+def read_synthetic(paths: DatasetPaths, lay: Layout) -> Tables:
+    """Every table of the shards listed in the generate record, concatenated (digests checked)."""
     import pandas as pd
 
     record = read_json(paths.record("generate"))
-    frames = []
-    for shard in record["shards"]:
-        path = paths.root / shard["path"]
-        if not path.is_file() or sha256_file(path) != shard["sha256"]:
-            raise InvalidInputError(shard["path"], ["missing or changed since generate; re-run generate"])
-        frames.append(read_parquet(path))
-    return pd.concat(frames, ignore_index=True)
+    shards = [tableset.read(paths.root / s["path"], lay, s, "generate") for s in record["shards"]]
+    return {t: pd.concat([s[t] for s in shards], ignore_index=True) for t in shards[0]}
 
 
 def _pii_protector(cfg: DatasetConfig, paths: DatasetPaths) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
     """Pseudonymise (or drop) the PII columns of real rows per the fit record's plan."""
     from pipelines import pii
-    from pipelines.generate import real_pii_values
 
     fit_record = read_json(paths.record("fit"))
     plan = pii.PiiPlan.from_dict(fit_record.get("pii"))
     if not plan.columns or cfg.blend.strategy == "synthetic_only":
         return None
-    avoid = real_pii_values(paths, fit_record)
+    avoid = pii.real_pii_values(paths, fit_record)
     return lambda real: pii.apply_plan(real, plan, cfg.seed, avoid, pseudonymous=True)
 
 
@@ -112,45 +109,54 @@ def _classes(cfg: DatasetConfig, paths: DatasetPaths) -> tuple[str, dict[Any, fl
 
 
 def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
-    """The blend stage."""
+    """The blend stage: the main table blended per strategy, every other table as sampled."""
     import mlflow
 
     from pipelines import tracking
 
-    if cfg.source.tables:  # a relational dataset: the synthetic tables, with provenance
-        from pipelines.relational import run_blend
-
-        return run_blend(cfg, paths)
-
-    synthetic = read_synthetic(paths)
-    train = read_parquet(paths.train)
+    lay = tableset.layout(cfg)
+    synthetic = read_synthetic(paths, lay)
+    train = tableset.read(paths.train, lay, read_json(paths.record("ingest"))["train"], "ingest")
     classes = _classes(cfg, paths)
-    out = blend(synthetic, train, cfg.blend, cfg.seed, cfg.name, protect=_pii_protector(cfg, paths), classes=classes)
+    out = {t: df.assign(**{PROVENANCE: "synthetic"}) for t, df in synthetic.items()}
+    out[lay.main] = blend(
+        synthetic[lay.main],
+        train[lay.main],
+        cfg.blend,
+        cfg.seed,
+        cfg.name,
+        protect=_pii_protector(cfg, paths),
+        classes=classes,
+    )
     with tracking.stage_run(cfg, paths, "blend") as handle:
-        sha = write_parquet(paths.blended, out)
-        counts = out[PROVENANCE].value_counts().to_dict()
+        written = tableset.describe(paths, paths.blended, tableset.write(paths.blended, out, lay))
+        counts: dict[str, int] = {}
+        for df in out.values():
+            for k, v in df[PROVENANCE].value_counts().items():
+                counts[str(k)] = counts.get(str(k), 0) + int(v)
         mlflow.log_params({"strategy": cfg.blend.strategy, "real_ratio": cfg.blend.real_ratio})
         mlflow.log_metrics({f"rows.{k}": v for k, v in counts.items()})
-        record = {
-            "stage": "blend",
+        fields: dict[str, Any] = {
             "dataset": cfg.name,
+            "relational": lay.relational,
             "strategy": cfg.blend.strategy,
             "real_ratio": cfg.blend.real_ratio,
-            "rows": len(out),
-            "rows_by_provenance": {k: int(v) for k, v in counts.items()},
-            "blended": {"path": str(paths.blended.relative_to(paths.root)), "sha256": sha},
+            "rows": written["rows"],
+            "rows_by_provenance": counts,
+            "blended": written,
             "mlflow": handle.as_record(),
         }
         if classes is not None:
             from pipelines.rebalance import achieved
 
-            record["rebalance"] = {
+            fields["rebalance"] = {
                 "column": classes[0],
                 "requested": {str(k): round(v, 6) for k, v in classes[1].items()},
-                "achieved": achieved(out, classes[0]),
+                "achieved": achieved(out[lay.main], classes[0]),
             }
             mlflow.log_metrics(
-                {f"share.{k}": v for k, v in record["rebalance"]["achieved"].items() if k.replace("_", "").isalnum()}
+                {f"share.{k}": v for k, v in fields["rebalance"]["achieved"].items() if k.replace("_", "").isalnum()}
             )
-        write_json(paths.record("blend"), record)
-    return record
+        record = BlendRecord(**fields)
+        record.write(paths.record("blend"))
+    return record.to_json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from pipelines.contracts import build_suite
+from pipelines.contracts import build_set_suite
 from pipelines.io import read_json, write_json
 
 if TYPE_CHECKING:
@@ -17,42 +17,45 @@ def init_contracts(cfg: DatasetConfig, paths: DatasetPaths, force: bool = False)
     """Write `<ds>.raw.json`, `<ds>.release.json` and `metadata/<ds>.json` from the source.
 
     A file that exists is kept (it is owned by people now) unless `force`; yields one line per file.
+    PII and key columns get no real values in any file; the release suite and metadata are
+    bootstrapped from the tables after the orphan policy (what the pipeline will fit on).
     """
-    from pipelines import pii
+    from pipelines import keys, metadata, pii
     from pipelines.constraints import adapt_sdtypes, check_rules
     from pipelines.constraints import expectations as rule_expectations
-    from pipelines.fit import detect_metadata
     from pipelines.ingest import prepare
 
-    if cfg.source.tables:  # a relational dataset: one suite file per kind, tables tagged
-        from pipelines.relational import init_contracts as init_tables
-
-        yield from init_tables(cfg, paths, force)
-        return
-    df = prepare(cfg, paths)["frame"]
-    plan = pii.plan_for(df, cfg.fit.pii, cfg.target, where=f"datasets.{cfg.name}.fit.pii")
+    prepared = prepare(cfg, paths)
+    tables, lay = prepared["tables"], prepared["layout"]
+    policy = "drop" if cfg.ingest.orphans == "drop" else "nullify"
+    clean, _ = keys.apply_orphan_policy(tables, cfg.source, policy)
+    main = clean[lay.main]
+    plan = pii.plan_for_set(clean, cfg, lay, where=f"datasets.{cfg.name}.fit.pii")
     dropped = plan.names if plan.policy == "drop" else []
-    metadata = pii.mark_metadata(detect_metadata(df, cfg.name), cfg.name, plan)
-    metadata = adapt_sdtypes(metadata, cfg.name, cfg.fit.constraints, df)
+    detected = pii.mark_metadata(metadata.detect(clean, cfg.source), lay.main, plan)
+    detected = adapt_sdtypes(detected, lay.main, cfg.fit.constraints, main)
     if paths.metadata.is_file() and not force:  # the committed metadata decides the sdtypes
-        metadata = read_json(paths.metadata)
-    sdtypes = {c: v.get("sdtype") for c, v in metadata["tables"].get(cfg.name, {}).get("columns", {}).items()}
-    check_rules(cfg.fit.constraints, df, sdtypes, f"datasets.{cfg.name}.fit", protected=plan.names)
+        detected = read_json(paths.metadata)
+    sdtypes = {c: v.get("sdtype") for c, v in detected["tables"].get(lay.main, {}).get("columns", {}).items()}
+    check_rules(cfg.fit.constraints, main, sdtypes, f"datasets.{cfg.name}.fit", protected=plan.names)
 
-    def release_suite() -> dict:
-        suite = build_suite(df, cfg.name, "release", identifiers=plan.names, dropped=dropped)
-        suite["expectations"] += rule_expectations(cfg.fit.constraints, df)
-        return suite
+    def suite(kind: str, source: dict) -> dict:
+        out = build_set_suite(source, cfg.source, cfg.name, kind, lay, identifiers=plan.names, dropped=dropped)
+        if kind == "release":
+            out["expectations"] += rule_expectations(cfg.fit.constraints, main)
+        return out
 
     outputs = {
-        paths.raw_suite: lambda: build_suite(df, cfg.name, "raw", identifiers=plan.names),
-        paths.release_suite: release_suite,
-        paths.metadata: lambda: metadata,
+        paths.raw_suite: lambda: suite("raw", tables),
+        paths.release_suite: lambda: suite("release", clean),
+        paths.metadata: lambda: detected,
     }
+    rows = sum(len(t) for t in tables.values())
+    where = f"in {len(tables)} tables of " if lay.relational else "of "
     for path, make in outputs.items():
-        shown = path.relative_to(paths.root)
+        shown = paths.rel(path)
         if path.exists() and not force:
             yield f"kept    {shown} (exists; edit it, or pass --force to overwrite)"
             continue
         write_json(path, make())
-        yield f"wrote   {shown} (from {len(df)} rows of {cfg.source.path}; review and commit it)"
+        yield f"wrote   {shown} (from {rows} rows {where}{cfg.source.path}; review and commit it)"

@@ -33,33 +33,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import ConfigError
+from pipelines.tableset import layout
 
 SECTIONS = ("ingest", "fit", "generate", "blend", "gates")
 """Sections every dataset block must carry (DVC lists them as stage params)."""
 
 DATASET_REQUIRED = ("source", "target", "seed", *SECTIONS)
-
-_COMMON = frozenset({"enforce_min_max_values", "enforce_rounding"})
-_COPULA = frozenset({"numerical_distributions", "default_distribution"})
-_GAN = _COMMON | {
-    "embedding_dim", "generator_dim", "discriminator_dim", "generator_lr", "generator_decay",
-    "discriminator_lr", "discriminator_decay", "batch_size", "discriminator_steps", "log_frequency",
-    "epochs", "pac", "enable_gpu",
-}  # fmt: skip
-
-_TVAE = _COMMON | {
-    "embedding_dim", "compress_dims", "decompress_dims", "l2scale", "batch_size", "epochs",
-    "loss_factor", "enable_gpu",
-}  # fmt: skip
-
-SYNTHESIZER_PARAMS: dict[str, frozenset[str]] = {
-    "gaussian_copula": _COMMON | _COPULA,
-    "ctgan": _GAN,
-    "tvae": _TVAE,
-    "copulagan": _GAN | _COPULA,
-    "hma": frozenset({"locales"}),
-}
-"""Constructor arguments each SDV 2.0 synthesizer accepts (checked without importing SDV)."""
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -341,8 +320,10 @@ ConstraintRule = Annotated[
 class FitConfig(_Model):
     """Which synthesizer, with which constructor arguments."""
 
-    synthesizer: Literal["gaussian_copula", "ctgan", "tvae", "copulagan", "hma"] = "gaussian_copula"
-    params: dict[str, Any] = Field(default_factory=dict)
+    synthesizer: str = Field(
+        default="gaussian_copula", description="the engine that fits the data (`synthgate engines` lists them)"
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of that engine")
     pii: PiiConfig = Field(default_factory=PiiConfig)
     constraints: tuple[ConstraintRule, ...] = Field(
         default=(), description="business rules enforced at fit time and gated before release"
@@ -350,9 +331,16 @@ class FitConfig(_Model):
 
     @model_validator(mode="after")
     def _known_params(self) -> FitConfig:
-        unknown = sorted(set(self.params) - SYNTHESIZER_PARAMS[self.synthesizer])
+        from pipelines import engines
+
+        if self.synthesizer not in engines.REGISTRY:
+            raise ValueError(
+                f"synthesizer {self.synthesizer!r} is not a known engine (known: {', '.join(engines.REGISTRY)})"
+            )
+        accepted = engines.REGISTRY[self.synthesizer].info.params
+        unknown = sorted(set(self.params) - accepted)
         if unknown:
-            allowed = ", ".join(sorted(SYNTHESIZER_PARAMS[self.synthesizer]))
+            allowed = ", ".join(sorted(accepted))
             raise ValueError(f"params {unknown} are not arguments of {self.synthesizer} (allowed: {allowed})")
         labels = [r.label for r in self.constraints]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
@@ -454,10 +442,9 @@ class DatasetConfig(_Model):
             )
         for col in sorted(set(self.generate.conditions) & pii):
             problems.append(f"generate.conditions: '{col}' is a PII column (never learned, cannot be a condition)")
-        if self.source.tables:
+        problems += self._engine_problems()
+        if layout(self).relational:
             problems += self._relational_problems()
-        elif self.fit.synthesizer == "hma":
-            problems.append("fit.synthesizer: 'hma' fits several tables; declare them in source.tables")
         if self.blend.strategy == "rebalance":
             column = self.blend.column or self.target
             if not column:
@@ -470,9 +457,23 @@ class DatasetConfig(_Model):
             raise ValueError("; ".join(problems))
         return self
 
+    def _engine_problems(self) -> list[str]:
+        """The engine must support the dataset's kind (one table, or several with keys)."""
+        from pipelines import engines
+
+        info = engines.REGISTRY[self.fit.synthesizer].info
+        relational = layout(self).relational
+        if relational and not info.multi_table:
+            multi = [n for n, e in engines.REGISTRY.items() if e.info.multi_table]
+            return [
+                f"fit.synthesizer: '{info.name}' fits one table; relational datasets are fitted with one of {multi}"
+            ]
+        if not relational and not info.single_table:
+            return [f"fit.synthesizer: '{info.name}' fits several tables; declare them in source.tables"]
+        return []
+
     def _relational_problems(self) -> list[str]:
         unsupported = {
-            "fit.synthesizer": self.fit.synthesizer != "hma" and "relational datasets are fitted with 'hma'",
             "generate.conditions": bool(self.generate.conditions) and "not supported for relational datasets",
             "blend.strategy": self.blend.strategy != "synthetic_only"
             and "relational datasets are released synthetic_only",

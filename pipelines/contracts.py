@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,9 @@ from pipelines.io import read_json
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from pipelines.config import SourceConfig
+    from pipelines.tableset import Layout
 
 MAX_CATEGORIES = 50
 """String columns with at most this many distinct values get a value-set expectation."""
@@ -239,3 +242,105 @@ def schema_problems(df: pd.DataFrame, suite_json: dict[str, Any]) -> list[str]:
                 f"the contract expects one of {allowed}"
             )
     return problems
+
+
+def suite_for(suite_json: dict[str, Any], table: str, lay: Layout) -> dict[str, Any]:
+    """The part of a suite file for one table: all of it for a single table; for a table set,
+    the expectations tagged `meta.table` = `table` (one suite file holds every table's)."""
+    if lay.single:
+        return suite_json
+    exps = [e for e in suite_json["expectations"] if (e.get("meta") or {}).get("table") == table]
+    return {**suite_json, "name": f"{suite_json.get('name', 'suite')}.{table}", "expectations": exps}
+
+
+@dataclass(frozen=True)
+class SetResult:
+    """A suite run over every table of a set (one GxResult per table)."""
+
+    suite: str
+    results: dict[str, GxResult]
+    lay: Layout
+
+    @property
+    def success(self) -> bool:
+        return all(r.success for r in self.results.values())
+
+    @property
+    def evaluated(self) -> int:
+        return sum(r.evaluated for r in self.results.values())
+
+    @property
+    def successful(self) -> int:
+        return sum(r.successful for r in self.results.values())
+
+    @property
+    def success_share(self) -> float:
+        return self.successful / self.evaluated if self.evaluated else 0.0
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per failed expectation, prefixed with its table in a set of several."""
+        return [self.lay.where(t) + f for t, r in self.results.items() for f in r.failures]
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """GX's own result: the single table's, or one per table."""
+        if self.lay.single:
+            return self.results[self.lay.main].raw
+        return {t: r.raw for t, r in self.results.items()}
+
+
+def run_suites(tables: Mapping[str, pd.DataFrame], suite_json: dict[str, Any], lay: Layout) -> SetResult:
+    """Validate every table of a set against its part of the suite."""
+    results = {t: run_suite(df, suite_for(suite_json, t, lay)) for t, df in tables.items()}
+    return SetResult(suite_json.get("name", "suite"), results, lay)
+
+
+def set_schema_problems(tables: Mapping[str, pd.DataFrame], suite_json: dict[str, Any], lay: Layout) -> list[str]:
+    """Schema drift of every table against its part of a raw contract."""
+    return [lay.where(t) + p for t, df in tables.items() for p in schema_problems(df, suite_for(suite_json, t, lay))]
+
+
+def build_set_suite(
+    tables: Mapping[str, pd.DataFrame],
+    src: SourceConfig,
+    name: str,
+    kind: str,
+    lay: Layout,
+    identifiers: Collection[str] = (),
+    dropped: Collection[str] = (),
+) -> dict[str, Any]:
+    """The suite file of a table set: a single table's own suite (`identifiers`: PII columns,
+    `dropped`: left out of a release), or one file for all tables where each expectation names
+    its table in `meta.table`.
+
+    Key columns get no value set or range (synthetic keys are new values); the release suite
+    also expects primary keys to be unique.
+    """
+    from pipelines.keys import key_columns
+
+    if lay.single:
+        return build_suite(tables[lay.main], name, kind, identifiers=identifiers, dropped=dropped)
+    exps = []
+    for table, df in tables.items():
+        keys = key_columns(src, table)
+        suite = build_suite(df, f"{name}.{table}", kind, identifiers=keys)
+        if kind == "release" and src.tables[table].primary_key:
+            suite["expectations"].append(
+                {
+                    "type": "expect_column_values_to_be_unique",
+                    "kwargs": {"column": src.tables[table].primary_key},
+                    "meta": {},
+                }
+            )
+        for e in suite["expectations"]:
+            e["meta"] = {**(e.get("meta") or {}), "table": table}
+        exps += suite["expectations"]
+    meta = {
+        "synthgate": {
+            "kind": kind,
+            "tables": sorted(tables),
+            "note": "bootstrapped by `synthgate expectations init`; one suite per table (meta.table); edit freely",
+        }
+    }
+    return {"name": f"{name}.{kind}", "expectations": exps, "meta": meta}

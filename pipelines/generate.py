@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipelines import engines, pii, tableset
+from pipelines.engines import SampleRequest
 from pipelines.errors import InvalidInputError
-from pipelines.io import read_json, write_json, write_parquet
+from pipelines.io import read_json
+from pipelines.records.stages import GenerateRecord
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -87,47 +91,20 @@ def condition_groups(cfg: DatasetConfig, paths: DatasetPaths, total: int) -> lis
 
 
 def target_rows(cfg: DatasetConfig, paths: DatasetPaths) -> int:
-    """generate.rows, or the train split's size when it is null."""
+    """generate.rows, or the size of the main table's train split when it is null."""
     if cfg.generate.rows is not None:
         return cfg.generate.rows
-    train = read_json(paths.record("ingest"))["train"]
-    if cfg.source.tables:  # relational: rows of the main table
-        return int(train["tables"][cfg.source.main_table]["rows"])
-    return int(train["rows"])
-
-
-def sample_shard(synth: Any, table: str, shard: Shard) -> Any:
-    """Sample one shard deterministically from a fitted synthesizer."""
-    import numpy as np
-
-    synth.reset_sampling()
-    synth._set_random_state(shard.seed)  # SDV exposes no public per-call seed
-    np.random.seed(shard.seed % 2**32)
-    if shard.conditions:
-        return _sample_conditions(synth, table, shard)
-    out = synth.sample(shard.rows)
-    return out[table] if isinstance(out, dict) else out
-
-
-def _sample_conditions(synth: Any, table: str, shard: Shard) -> Any:
-    from sdv.sampling import Condition
-
-    try:
-        out = synth.sample_from_conditions([Condition(num_rows=shard.rows, column_values=dict(shard.conditions))])
-    except ValueError as err:  # SDV: "Unable to sample any rows for the given conditions"
-        raise InvalidInputError(
-            f"shard {shard.index}",
-            [f"conditional sampling of {shard.conditions} failed: {err}"],
-            hint="The model could not produce rows with these values; loosen the conditions.",
-        ) from None
-    df = out[table] if isinstance(out, dict) else out
-    return df.reset_index(drop=True)
+    return tableset.rows_of(read_json(paths.record("ingest"))["train"], tableset.layout(cfg))
 
 
 def shards_for(cfg: DatasetConfig, paths: DatasetPaths) -> list[Shard]:
-    """The shard plan of this dataset's current config (grouped by conditions when asked)."""
+    """The shard plan of this dataset's current config (grouped by conditions when asked).
+
+    A table set with keys is sampled in one shard: parents are sampled before their children,
+    and keys sampled in separate shards would collide.
+    """
     total = target_rows(cfg, paths)
-    if cfg.source.tables:  # HMA samples parents before children: one shard holds every table
+    if not tableset.layout(cfg).shardable:
         return [Shard(0, total, shard_seed(cfg.seed, 0))]
     groups = condition_groups(cfg, paths, total)
     if groups is None:
@@ -135,76 +112,57 @@ def shards_for(cfg: DatasetConfig, paths: DatasetPaths) -> list[Shard]:
     return plan_groups(groups, cfg.generate.shard_rows, cfg.seed)
 
 
-def real_pii_values(paths: DatasetPaths, fit_record: dict[str, Any]) -> dict[str, set[str]]:
-    """Per PII column, the real values (train + holdout) a replacement must never equal.
-
-    The files read are checked against the digests the fit record holds (so DVC's dependency on
-    runs/<ds>/fit.json covers them).
-    """
-    from pipelines import pii
-    from pipelines.fit import check_digest
-
-    plan = pii.PiiPlan.from_dict(fit_record.get("pii"))
-    if not plan.columns or plan.policy == "drop":
-        return {}
-    frames = []
-    for key, path in (("train", paths.train), ("holdout", paths.holdout)):
-        expected = (fit_record.get(key) or {}).get("sha256")
-        if expected:
-            check_digest(path, expected, paths.root, "fit")
-        frames.append(read_parquet_columns(path, plan.names))
-    return {c: pii.real_values(frames, [c]) for c in plan.names}
-
-
-def read_parquet_columns(path: Any, columns: list[str]) -> Any:
-    """Only some columns of a parquet file (the PII columns are small next to the table)."""
-    import pandas as pd
-
-    return pd.read_parquet(path, columns=columns, engine="pyarrow")
-
-
-def protect(df: Any, fit_record: dict[str, Any], seed: int, avoid: dict[str, set[str]]) -> Any:
-    """Put the PII columns back into sampled rows: Faker values (policy replace) or none (drop)."""
-    from pipelines import pii
-
-    plan = pii.PiiPlan.from_dict(fit_record.get("pii"))
-    if not plan.columns:
-        return df
-    return pii.apply_plan(df, plan, seed, avoid, columns=fit_record.get("columns"))
+def load_context(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
+    """What every shard needs: the fit record, the real PII values to avoid, the engine and model."""
+    fit_record = read_json(paths.record("fit"))
+    engine = engines.get(fit_record["synthesizer"])
+    return {
+        "fit": fit_record,
+        "avoid": pii.real_pii_values(paths, fit_record),
+        "engine": engine,
+        "model": engine.load(paths.model, fit_record["model"]["sha256"], paths.rel(paths.model)),
+    }
 
 
 def run_shard(
-    cfg: DatasetConfig,
-    paths: DatasetPaths,
-    shard: Shard,
-    synth: Any = None,
-    context: dict[str, Any] | None = None,
+    cfg: DatasetConfig, paths: DatasetPaths, shard: Shard, context: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Sample and write one shard (idempotent: the same shard always gives the same bytes).
 
-    `context` (the fit record and the real PII values) is loaded when not given.
+    `context` (from `load_context`) is loaded when not given.
     """
-    from pipelines.fit import load_model
-
-    if cfg.source.tables:
-        from pipelines.relational import run_shard as run_tables_shard
-
-        return run_tables_shard(cfg, paths, shard, synth)
-    if context is None:
-        fit_record = read_json(paths.record("fit"))
-        context = {"fit": fit_record, "avoid": real_pii_values(paths, fit_record)}
-    if synth is None:
-        synth = load_model(paths, context["fit"]["model"]["sha256"])
-    df = sample_shard(synth, cfg.name, shard)
-    if len(df) != shard.rows:
+    lay = tableset.layout(cfg)
+    context = context or load_context(cfg, paths)
+    fit_record = context["fit"]
+    request = SampleRequest(
+        rows=shard.rows,
+        seed=shard.seed,
+        main=lay.main,
+        train_rows=tableset.rows_of(fit_record["train"], lay),
+        conditions=dict(shard.conditions),
+    )
+    started = time.perf_counter()
+    tables = context["engine"].sample(context["model"], request)
+    seconds = time.perf_counter() - started
+    if lay.shardable and len(tables[lay.main]) != shard.rows:
         raise InvalidInputError(
-            str(paths.model.relative_to(paths.root)),
-            [f"shard {shard.index}: sampled {len(df)} rows, expected {shard.rows}"],
+            paths.rel(paths.model),
+            [f"shard {shard.index}: sampled {len(tables[lay.main])} rows, expected {shard.rows}"],
         )
-    df = protect(df, context["fit"], shard.seed, context["avoid"])
+    plan = pii.PiiPlan.from_dict(fit_record.get("pii"))
+    if plan.columns:
+        tables[lay.main] = pii.apply_plan(
+            tables[lay.main], plan, shard.seed, context["avoid"], columns=fit_record.get("columns")
+        )
     path = paths.shard(shard.index)
-    sha = write_parquet(path, df)
-    return {**asdict(shard), "path": str(path.relative_to(paths.root)), "sha256": sha}
+    written = tableset.describe(paths, path, tableset.write(path, tables, lay))
+    return {
+        **asdict(shard),
+        **written,
+        "rows": tableset.rows_of(written, lay),
+        "requested_rows": shard.rows,
+        "sample_seconds": round(seconds, 3),
+    }
 
 
 def finalize(cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -216,7 +174,7 @@ def finalize(cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[s
     expected = {f"part-{r['index']:05d}.parquet" for r in shard_results}
     for stale in paths.synthetic_dir.glob("part-*.parquet"):
         if stale.name not in expected:
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()  # a dir: a relational shard
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()  # a folder: a shard of a table set
     fit_record = read_json(paths.record("fit"))
     shard_results = sorted(shard_results, key=lambda r: r["index"])
     total = sum(r["rows"] for r in shard_results)
@@ -225,22 +183,21 @@ def finalize(cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[s
             {"rows": total, "shard_rows": cfg.generate.shard_rows, "shards": len(shard_results), "seed": cfg.seed}
         )
         mlflow.log_metric("rows.synthetic", total)
-        record = {
-            "stage": "generate",
-            "dataset": cfg.name,
-            "rows": total,
-            "seed": cfg.seed,
-            "shard_rows": cfg.generate.shard_rows,
-            "shards": shard_results,
-            "model": {"sha256": fit_record["model"]["sha256"]},
-            "pii": fit_record.get("pii"),
-            "columns": fit_record.get("columns"),
-            "conditions": dict(cfg.generate.conditions),
-            "rebalance": _rebalance_record(cfg, shard_results),
-            "mlflow": handle.as_record(),
-        }
-        write_json(paths.record("generate"), record)
-    return record
+        record = GenerateRecord(
+            dataset=cfg.name,
+            rows=total,
+            seed=cfg.seed,
+            shard_rows=cfg.generate.shard_rows,
+            shards=shard_results,
+            model={"sha256": fit_record["model"]["sha256"]},
+            pii=fit_record.get("pii"),
+            columns=fit_record.get("columns"),
+            conditions=dict(cfg.generate.conditions),
+            rebalance=_rebalance_record(cfg, shard_results),
+            mlflow=handle.as_record(),
+        )
+        record.write(paths.record("generate"))
+    return record.to_json()
 
 
 def _rebalance_record(cfg: DatasetConfig, shard_results: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -257,10 +214,6 @@ def _rebalance_record(cfg: DatasetConfig, shard_results: list[dict[str, Any]]) -
 
 def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     """The generate stage in one process: every shard in turn, then the record."""
-    from pipelines.fit import load_model
-
-    fit_record = read_json(paths.record("fit"))
-    synth = load_model(paths, fit_record["model"]["sha256"])
-    context = {"fit": fit_record, "avoid": real_pii_values(paths, fit_record)}
-    results = [run_shard(cfg, paths, shard, synth, context) for shard in shards_for(cfg, paths)]
+    context = load_context(cfg, paths)
+    results = [run_shard(cfg, paths, shard, context) for shard in shards_for(cfg, paths)]
     return finalize(cfg, paths, results)

@@ -31,6 +31,22 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def verify_sha256(path: Path, expected: str, shown: str, record: str, fix: str) -> None:
+    """IntegrityError (exit 4) when a file no longer has the sha256 that a run record holds.
+
+    The one digest check of the pipeline: every stage that trusts an upstream file calls it.
+    """
+    from pipelines.errors import IntegrityError, InvalidInputError
+
+    if not Path(path).is_file():
+        raise InvalidInputError(shown, [f"file not found; the {record} record lists it"], hint=fix.capitalize())
+    actual = sha256_file(path)
+    if actual != expected:
+        raise IntegrityError(
+            f"{shown}: sha256 {actual[:12]}… does not match the {record} record ({expected[:12]}…); {fix}"
+        )
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path in the target's folder; rename it over `target` only on success.

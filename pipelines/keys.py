@@ -31,7 +31,9 @@ def keys_as_text(tables: Tables, src: SourceConfig) -> None:
 
 
 def key_columns(src: SourceConfig, table: str) -> list[str]:
-    cols = [src.tables[table].primary_key] if src.tables[table].primary_key else []
+    """The key columns of a table: its declared primary key and its foreign keys (none undeclared)."""
+    spec = src.tables.get(table)
+    cols = [spec.primary_key] if spec and spec.primary_key else []
     cols += [r.child_key for r in src.relationships if r.child == table]
     return list(dict.fromkeys(cols))
 
@@ -59,7 +61,6 @@ def key_problems(tables: Tables, src: SourceConfig) -> list[str]:
         if rel.child_key not in tables[rel.child].columns:
             problems.append(f"relationship {rel.label}: '{rel.child_key}' is not a column of '{rel.child}'")
     return problems
-
 
 
 def orphan_mask(tables: Tables, rel: Relationship) -> pd.Series:
@@ -118,7 +119,6 @@ def apply_orphan_policy(tables: Tables, src: SourceConfig, policy: str) -> tuple
     return tables, report
 
 
-
 def integrity(tables: Tables, src: SourceConfig) -> dict[str, Any]:
     """Referential integrity and primary keys of a table set (pure; any frames, real or synthetic)."""
     rels = {}
@@ -148,7 +148,6 @@ def integrity(tables: Tables, src: SourceConfig) -> dict[str, Any]:
     return {"relationships": rels, "primary_keys": keys}
 
 
-
 def key_regex(values: pd.Series) -> str | None:
     """A regex that generates keys shaped like the real ones (e.g. [A-Z0-9]{2} for carriers)."""
     text = values.dropna().astype(str)
@@ -171,5 +170,3 @@ def key_regex(values: pd.Series) -> str | None:
     if alphabet**lo < 20 * len(text):  # too few possible keys: SDV's own ids are safer
         return None
     return f"[{classes}]{{{lo}}}" if lo == hi else f"[{classes}]{{{lo},{hi}}}"
-
-

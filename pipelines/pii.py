@@ -25,7 +25,9 @@ from pipelines.errors import ConfigError, InvalidInputError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.config import PiiConfig
+    from pipelines.config import DatasetConfig, PiiConfig
+    from pipelines.paths import DatasetPaths
+    from pipelines.tableset import Layout
 
 SAMPLE_VALUES = 2_000
 """Non-null values per column inspected by value-pattern detection."""
@@ -537,3 +539,41 @@ def replay(release: pd.DataFrame, real: Collection[str], pii_columns: Collection
         "real_values_checked": len(real_set),
         "columns_checked": [c for c in release.columns if c in pii_columns or _is_text(release[c])],
     }
+
+
+# --- a dataset's plan and real values -----------------------------------------------------------
+
+
+def plan_for_set(
+    tables: Mapping[str, pd.DataFrame], cfg: DatasetConfig, lay: Layout, where: str = "fit.pii"
+) -> PiiPlan:
+    """The PII plan of a table set: that of its main table.
+
+    Tables with keys get no replacement plan yet (config refuses `fit.pii.columns` there); the
+    `pii_replay` gate still checks every table of their releases.
+    """
+    if lay.relational:
+        return PiiPlan.from_dict(None)
+    return plan_for(tables[lay.main], cfg.fit.pii, cfg.target, where=where)
+
+
+def real_pii_values(paths: DatasetPaths, fit_record: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Per PII column, the real values (train + holdout) a replacement must never equal.
+
+    The files read are checked against the digests the fit record holds (so DVC's dependency on
+    runs/<ds>/fit.json covers them).
+    """
+    import pandas as pd
+
+    from pipelines.io import verify_sha256
+
+    plan = PiiPlan.from_dict(fit_record.get("pii"))
+    if not plan.columns or plan.policy == "drop":
+        return {}
+    frames = []
+    for key, path in (("train", paths.train), ("holdout", paths.holdout)):
+        expected = (fit_record.get(key) or {}).get("sha256")
+        if expected:
+            verify_sha256(path, expected, paths.rel(path), "fit", "re-run `fit`.")
+        frames.append(pd.read_parquet(path, columns=plan.names, engine="pyarrow"))
+    return {c: real_values(frames, [c]) for c in plan.names}

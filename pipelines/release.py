@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import STAGES, __version__
-from pipelines.errors import GateFailed, IntegrityError, SynthgateError
+from pipelines import STAGES, __version__, tableset
+from pipelines.errors import GateFailed, IntegrityError
 from pipelines.io import dumps_json, read_json, sha256_file
 from pipelines.locks import file_lock
 
@@ -72,11 +72,8 @@ def current_version(paths: DatasetPaths) -> int:
 def load_records(paths: DatasetPaths) -> dict[str, dict[str, Any]]:
     """Every upstream stage's run record; checks they describe the same pipeline run."""
     records = {stage: read_json(paths.record(stage)) for stage in UPSTREAM}
-    blended = paths.blended
-    from pipelines.relational import digest
-
-    if digest(blended) != records["blend"]["blended"]["sha256"]:
-        raise IntegrityError(f"{blended}: changed since blend recorded it; re-run blend")
+    if tableset.digest(paths.blended) != records["blend"]["blended"]["sha256"]:
+        raise IntegrityError(f"{paths.rel(paths.blended)}: changed since blend recorded it; re-run blend")
     if records["validate"]["blended_sha256"] != records["blend"]["blended"]["sha256"]:
         raise IntegrityError("validation report is for another blended file; re-run validate")
     return records
@@ -140,7 +137,6 @@ def build_manifest(
 
 def publish(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> dict[str, Any]:
     """Assemble the new release beside the old one, then swap it in."""
-    from pipelines.relational import digest, file_entries
     from pipelines.report import with_lineage
 
     parent = paths.release_dir.parent
@@ -150,18 +146,11 @@ def publish(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> 
         if paths.manifests_dir.is_dir():
             shutil.copytree(paths.manifests_dir, new / "manifests")
         data = new / paths.release_file.name
-        if paths.blended.is_dir():  # a relational release: a folder with one parquet file per table
-            shutil.copytree(paths.blended, data)
-        else:
-            shutil.copyfile(paths.blended, data)
-        rows = int(manifest.get("rows", 0))
-        rel = lambda p: str((paths.release_dir / p.name).relative_to(paths.root))  # noqa: E731
-        manifest["files"] = [{"path": rel(data), "rows": rows, "sha256": digest(data)}]
-        if data.is_dir():
-            manifest["files"] += file_entries(data, rel(data))
+        tableset.copy(paths.blended, data)
+        manifest["files"] = tableset.manifest_files(data, paths.rel(paths.release_file), int(manifest.get("rows", 0)))
         report = new / paths.release_report.name
         report.write_text(with_lineage(report_page, manifest), encoding="utf-8")
-        manifest["files"].append({"path": rel(report), "rows": None, "sha256": sha256_file(report)})
+        manifest["files"].append({"path": paths.rel(paths.release_report), "rows": None, "sha256": sha256_file(report)})
         text = dumps_json(manifest)
         (new / "manifests").mkdir(exist_ok=True)
         (new / "manifests" / f"v{manifest['version']:04d}.json").write_text(text, encoding="utf-8")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import InvalidInputError
-from pipelines.io import read_parquet, sha256_bytes, sha256_file, write_parquet
+from pipelines.io import read_parquet, sha256_bytes, sha256_file, verify_sha256, write_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +44,15 @@ class Layout:
     def relational(self) -> bool:
         """Several tables with keys."""
         return not self.single
+
+    @property
+    def shardable(self) -> bool:
+        """Whether rows can be sampled in independent shards (not when keys tie tables together)."""
+        return self.single
+
+    def where(self, table: str) -> str:
+        """A message prefix naming the table (empty for a single table: the file says it all)."""
+        return "" if self.single else f"table '{table}': "
 
 
 def layout(cfg: DatasetConfig) -> Layout:
@@ -109,17 +118,22 @@ def write(target: Path, tables: Mapping[str, pd.DataFrame], lay: Layout) -> dict
     return _write_folder(target, tables)
 
 
+def rows_of(entry: Mapping[str, Any], lay: Layout) -> int:
+    """Rows of the main table in a record entry of a table set."""
+    if "tables" in entry:
+        return int(entry["tables"][lay.main]["rows"])
+    return int(entry["rows"])
+
+
 def describe(paths: DatasetPaths, target: Path, written: Mapping[str, Any]) -> dict[str, Any]:
     """The record entry of a written table set: path, sha256, rows (and each table's, for a folder)."""
     entry: dict[str, Any] = {"path": paths.rel(target), "sha256": written["sha256"], "rows": written["rows"]}
     if "tables" in written:
-        entry["tables"] = {
-            t: {**v, "path": paths.rel(table_path(target, t))} for t, v in written["tables"].items()
-        }
+        entry["tables"] = {t: {**v, "path": paths.rel(table_path(target, t))} for t, v in written["tables"].items()}
     return entry
 
 
-def _read_folder(base: Path, names: list[str] | None, expected: Mapping[str, Any] | None) -> Tables:
+def _read_folder(base: Path, names: list[str] | None) -> Tables:
     import pandas as pd
 
     if not base.is_dir():
@@ -130,47 +144,64 @@ def _read_folder(base: Path, names: list[str] | None, expected: Mapping[str, Any
         path = table_path(base, name)
         if not path.is_file():
             raise InvalidInputError(str(base), [f"table '{name}' missing (found {found}); re-run the upstream stage"])
-        want = ((expected or {}).get(name) or {}).get("sha256")
-        if want and sha256_file(path) != want:
-            raise InvalidInputError(str(path), ["changed since it was recorded; re-run the upstream stage"])
         out[name] = pd.read_parquet(path, engine="pyarrow")
     return out
 
 
-def read(path: Path, lay: Layout, entry: Mapping[str, Any] | None = None) -> Tables:
-    """Read a table set written by `write`; with a record `entry`, check its digests first."""
+def verify(path: Path, entry: Mapping[str, Any], record: str) -> None:
+    """IntegrityError unless a table set still has the digests its `record` entry holds."""
     path = Path(path)
+    fix = f"re-run `{record}`."
+    if "tables" not in entry:
+        verify_sha256(path, entry["sha256"], entry.get("path", str(path)), record, fix)
+        return
+    for table, want in entry["tables"].items():
+        verify_sha256(table_path(path, table), want["sha256"], want.get("path", table), record, fix)
+
+
+def read(path: Path, lay: Layout, entry: Mapping[str, Any] | None = None, record: str = "") -> Tables:
+    """Read a table set written by `write`; with the `record` stage's `entry` for it, check its
+    digests first (IntegrityError naming the file when one changed)."""
+    path = Path(path)
+    if entry is not None:
+        verify(path, entry, record)
     if lay.single:
-        want = (entry or {}).get("sha256")
-        if want and path.is_file() and sha256_file(path) != want:
-            raise InvalidInputError(str(path), ["changed since it was recorded; re-run the upstream stage"])
         return {lay.main: read_parquet(path)}
-    return _read_folder(path, None, (entry or {}).get("tables"))
+    return _read_folder(path, list(entry["tables"]) if entry and "tables" in entry else None)
 
 
 def read_folder(base: Path, names: list[str] | None = None) -> Tables:
     """Every table of a folder table set (or `names`), without digest checks (tests, reports)."""
-    return _read_folder(Path(base), names, None)
+    return _read_folder(Path(base), names)
 
 
-def file_entries(folder: Path, shown: str) -> list[dict[str, Any]]:
-    """Manifest entries for a released folder table set: one per table file."""
+def copy(source: Path, target: Path) -> None:
+    """Copy a table set (a file, or a folder of table files) to `target` (which must not exist)."""
+    if Path(source).is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copyfile(source, target)
+
+
+def manifest_files(data: Path, shown: str, rows: int) -> list[dict[str, Any]]:
+    """Manifest entries of a released table set: the set itself, and for a folder each table file."""
     import pyarrow.parquet as pq
 
-    return [
-        {
-            "path": f"{shown}/{f.name}",
-            "rows": pq.ParquetFile(f).metadata.num_rows,
-            "sha256": sha256_file(f),
-            "table": f.stem,
-        }
-        for f in sorted(Path(folder).glob("*.parquet"))
-    ]
+    entries = [{"path": shown, "rows": rows, "sha256": digest(data)}]
+    if Path(data).is_dir():
+        entries += [
+            {
+                "path": f"{shown}/{f.name}",
+                "rows": pq.ParquetFile(f).metadata.num_rows,
+                "sha256": sha256_file(f),
+                "table": f.stem,
+            }
+            for f in sorted(Path(data).glob("*.parquet"))
+        ]
+    return entries
 
 
-def split(
-    tables: Tables, cfg: DatasetConfig, lay: Layout
-) -> tuple[Tables, Tables, str | None]:
+def split(tables: Tables, cfg: DatasetConfig, lay: Layout) -> tuple[Tables, Tables, str | None]:
     """Deterministic train/holdout split of the main table (stratified by a class target).
 
     Only the main table's rows are split; its descendants follow their parent row, and every
@@ -178,9 +209,7 @@ def split(
     """
     from pipelines import keys
 
-    main_train, main_holdout, strat = split_frame(
-        tables[lay.main], cfg.ingest.holdout_fraction, cfg.seed, cfg.target
-    )
+    main_train, main_holdout, strat = split_frame(tables[lay.main], cfg.ingest.holdout_fraction, cfg.seed, cfg.target)
     train, holdout = dict(tables), {lay.main: main_holdout}
     train[lay.main] = main_train
     for rel in keys.descendants(cfg.source, lay.main):
@@ -228,13 +257,36 @@ def split_frame(
     return train, holdout, strat
 
 
-def table_source(src: SourceConfig, table: str) -> SourceConfig:
-    """The source settings of one table of a relational dataset (its file inside `source.path`)."""
+def table_source(src: SourceConfig, lay: Layout, table: str) -> SourceConfig:
+    """The source settings of one table: the source itself, or the table's file inside `source.path`."""
     from pipelines.config import SourceConfig
 
+    if lay.single:
+        return src
     return SourceConfig(
         path=str(Path(src.path) / src.tables[table].file),
         format=src.format,
         delimiter=src.delimiter,
         encoding=src.encoding,
     )
+
+
+def source_digest(digests: Mapping[str, str], lay: Layout) -> str:
+    """The digest of a source: a single table's own, or sha256 of the sorted `<table> <sha256>` lines."""
+    if lay.single:
+        return digests[lay.main]
+    return sha256_bytes("\n".join(f"{t} {digests[t]}" for t in sorted(digests)).encode())
+
+
+def source_info(src: SourceConfig, lay: Layout, infos: Mapping[str, dict[str, Any]], tables: Tables) -> dict[str, Any]:
+    """The source facts of a set: a single table's own, or each table's plus a combined digest."""
+    if lay.single:
+        return infos[lay.main]
+    return {
+        "path": src.path,
+        "format": src.format,
+        "tables": dict(infos),
+        "sha256": source_digest({t: i["sha256"] for t, i in infos.items()}, lay),
+        "rows": sum(len(t) for t in tables.values()),
+        "columns": sum(len(t.columns) for t in tables.values()),
+    }

@@ -111,15 +111,17 @@ def test_unknown_top_level_and_default_keys():
 
 
 def test_synthesizer_param_lists_match_sdv():
-    """The lists config.py checks without importing SDV are exactly SDV 2.0's constructor arguments."""
+    """The lists the engine registry checks without importing SDV are exactly SDV 2.0's constructor arguments."""
     import inspect
 
     import sdv.single_table as st
 
-    from pipelines.config import SYNTHESIZER_PARAMS
-    from pipelines.fit import SYNTHESIZERS
+    from pipelines import engines
+    from pipelines.engines.sdv import SdvSingleTable
 
-    for name, cls_name in SYNTHESIZERS.items():
-        args = set(inspect.signature(getattr(st, cls_name).__init__).parameters)
+    single = {n: e for n, e in engines.REGISTRY.items() if isinstance(e, SdvSingleTable)}
+    assert set(single) == {"gaussian_copula", "ctgan", "tvae", "copulagan"}
+    for name, engine in single.items():
+        args = set(inspect.signature(getattr(st, engine.cls_name).__init__).parameters)
         args -= {"self", "metadata", "locales", "verbose"}  # locales: Faker (PII); verbose: logs
-        assert SYNTHESIZER_PARAMS[name] == args, name
+        assert engine.info.params == args, name

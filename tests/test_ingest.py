@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines import ingest
+from pipelines import ingest, tableset
 from pipelines.errors import ConfigError, InvalidInputError
 from pipelines.paths import paths_for
 from tests.conftest import HDMA, WEATHER, load, run_stages, small_block
@@ -48,9 +48,9 @@ def test_happy_path_hdma(make_workspace):
 
 def test_split_is_deterministic_and_seeded():
     df = pd.read_csv(HDMA).drop(columns=["Unnamed: 0"])
-    a = ingest.split(df, 0.2, 5, "deny")
-    b = ingest.split(df, 0.2, 5, "deny")
-    c = ingest.split(df, 0.2, 6, "deny")
+    a = tableset.split_frame(df, 0.2, 5, "deny")
+    b = tableset.split_frame(df, 0.2, 5, "deny")
+    c = tableset.split_frame(df, 0.2, 6, "deny")
     pd.testing.assert_frame_equal(a[1], b[1])
     assert not a[1].equals(c[1])
 
@@ -195,6 +195,6 @@ def test_parquet_and_sql_sources(make_workspace, tmp_path):
         b = ingest.prepare(load(ws, "sql"), paths_for("sql", ws))
     finally:
         del os.environ["LOANS_URL"]
-    pd.testing.assert_frame_equal(a["frame"], b["frame"], check_dtype=False)
+    pd.testing.assert_frame_equal(a["tables"]["pq"], b["tables"]["sql"], check_dtype=False)
     with pytest.raises(ConfigError, match="environment variable LOANS_URL is not set"):
         ingest.prepare(load(ws, "sql"), paths_for("sql", ws))

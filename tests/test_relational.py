@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines import relational
+from pipelines import keys, relational, tableset
 from pipelines.config import SourceConfig
 from pipelines.contracts import PROVENANCE
 from pipelines.errors import ConfigError, InvalidInputError
@@ -114,7 +114,7 @@ def test_every_gate_passes_and_synthetic_keys_resolve(validated):
     assert v["passed"], [g for g in v["gates"] if not g["passed"]]
     assert gates["referential_integrity"]["value"] == 1.0 and gates["primary_keys"]["value"] == 1.0
     assert {"quality", "diagnostic", "exact_copies", "dcr_share", "gx_release"} <= set(gates)
-    blended = relational.read_tables(p.blended)
+    blended = tableset.read_folder(p.blended)
     assert set(blended) == {"airlines", "airports", "planes", "flights"}
     assert all((df[PROVENANCE] == "synthetic").all() for df in blended.values())
     flights, planes = blended["flights"], blended["planes"]
@@ -132,7 +132,7 @@ def test_release_publishes_the_table_set_with_per_table_digests(validated):
     p = paths_for("nyc", validated)
     m = read_json(p.manifest)
     folder, *tables = m["files"][: 1 + 4]
-    assert folder["path"] == "data/release/nyc/nyc.parquet" and folder["sha256"] == relational.digest(p.release_file)
+    assert folder["path"] == "data/release/nyc/nyc.parquet" and folder["sha256"] == tableset.digest(p.release_file)
     assert {t["table"] for t in tables} == {"airlines", "airports", "planes", "flights"}
     report = lineage.lineage("nyc@latest", validated)
     assert not [x for x in report["problems"] if "TAMPERED" in x or "missing from disk" in x], report["problems"]
@@ -147,8 +147,8 @@ def test_orphans_are_nullified_and_recorded(validated, src):
     expected = int((real["tailnum"].notna() & ~real["tailnum"].isin(planes["tailnum"])).sum())
     assert expected > 0  # the real data has flights whose plane is unknown
     assert orphans["flights.tailnum -> planes.tailnum"]["orphan_rows"] == expected
-    train = relational.read_tables(p.train)
-    holdout = relational.read_tables(p.holdout)
+    train = tableset.read_folder(p.train)
+    holdout = tableset.read_folder(p.holdout)
     assert set(holdout) == {"flights"}  # only the main table is split; parents are reference data
     assert len(train["flights"]) + len(holdout["flights"]) == len(real)  # nullify keeps every row
     assert train["flights"]["tailnum"].dropna().isin(train["planes"]["tailnum"]).all()
@@ -166,7 +166,7 @@ def test_metadata_and_records_describe_the_tables(validated):
     gen = read_json(p.record("generate"))
     (shard,) = gen["shards"]
     assert set(shard["tables"]) == {"airlines", "airports", "planes", "flights"}
-    assert shard["sha256"] == relational.tree_sha256(validated / shard["path"])
+    assert shard["sha256"] == tableset.tree_sha256(validated / shard["path"])
     fit = read_json(p.record("fit"))
     assert fit["synthesizer"] == "hma" and fit["fit_seconds"] > 0 and shard["sample_seconds"] > 0
 
@@ -201,8 +201,8 @@ def test_dangling_key_and_repeated_primary_key_fail_their_gates(validated):
 
     p = paths_for("nyc", validated)
     cfg = load(validated, "nyc")
-    blended = relational.read_tables(p.blended)
-    train, holdout = relational.read_tables(p.train), relational.read_tables(p.holdout)
+    blended = tableset.read_folder(p.blended)
+    train, holdout = tableset.read_folder(p.train), tableset.read_folder(p.holdout)
     metadata = Metadata.load_from_dict(read_json(p.model_metadata))
     broken = {k: v.copy() for k, v in blended.items()}
     broken["flights"].loc[broken["flights"].index[0], "tailnum"] = "N0WHERE"
@@ -243,7 +243,7 @@ def test_bad_keys_are_named():
     src = SourceConfig(path="x", tables=TABLES, main_table="flights", relationships=RELATIONSHIPS)
     tables["planes"] = pd.concat([tables["planes"], tables["planes"].head(2)])
     tables["flights"] = tables["flights"].drop(columns=["dest"])
-    problems = relational.key_problems(tables, src)
+    problems = keys.key_problems(tables, src)
     assert any("primary key 'tailnum' repeats 2 values" in p for p in problems)
     assert any("'dest' is not a column of 'flights'" in p for p in problems)
 
@@ -254,7 +254,7 @@ def test_relational_only_knobs_are_checked(src, make_workspace):
 
     block = _block(src)
     block["fit"] = {"synthesizer": "gaussian_copula"}
-    with pytest.raises(ConfigError, match="relational datasets are fitted with 'hma'"):
+    with pytest.raises(ConfigError, match="relational datasets are fitted with one of \\['hma'\\]"):
         build_dataset("nyc", block, defaults())
     block = _block(src)
     block["generate"] = {"conditions": {"origin": "EWR"}}

@@ -133,7 +133,7 @@ def test_blend_detects_changed_shard(fitted):
     original = p.shard(0).read_bytes()
     try:
         pd.read_parquet(p.shard(0)).head(10).to_parquet(p.shard(0))
-        with pytest.raises(InvalidInputError, match="part-00000.parquet.*\n.*changed since generate"):
+        with pytest.raises(IntegrityError, match="part-00000.parquet: sha256 .* does not match the generate record"):
             blend_stage.run(cfg, p)
     finally:
         p.shard(0).write_bytes(original)

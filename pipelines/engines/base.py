@@ -1,0 +1,116 @@
+"""The engine interface: every generator (SDV's, or any other) is an adapter behind it.
+
+An engine fits a table set, samples one shard of it deterministically from a seed, saves and
+loads its model (the digest is checked before anything is unpickled) and describes itself:
+name, family, licence and what it supports. Stages only ever talk to this interface.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.io import atomic_path, sha256_file, verify_sha256
+
+if TYPE_CHECKING:
+    from pipelines.config import DatasetConfig
+    from pipelines.tableset import Layout, Tables
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What an engine is and what it can do (`synthgate` checks a dataset's config against it)."""
+
+    name: str
+    family: str
+    licence: str
+    """SPDX identifier of the library that does the fitting (e.g. BUSL-1.1 for SDV)."""
+    params: frozenset[str] = frozenset()
+    """Constructor arguments accepted in `fit.params` (checked without importing the library)."""
+    single_table: bool = True
+    multi_table: bool = False
+    conditions: bool = False
+    constraints: bool = False
+    dp: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description (fit record, manifest, MLflow)."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "licence": self.licence,
+            "supports": {
+                "single_table": self.single_table,
+                "multi_table": self.multi_table,
+                "conditions": self.conditions,
+                "constraints": self.constraints,
+                "dp": self.dp,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One shard to sample: how many rows (of the main table), from which seed, on which conditions."""
+
+    rows: int
+    seed: int
+    main: str
+    train_rows: int
+    """Rows of the main table the model was fitted on (multi-table engines sample at a scale)."""
+    conditions: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine:
+    """Base class of the adapters: subclasses implement `fit` and `sample`.
+
+    The default `save`/`load` pickle the fitted model with cloudpickle; `load` refuses a file
+    whose sha256 is not the one the fit record holds.
+    """
+
+    info: EngineInfo
+
+    def fit(self, train: Tables, metadata: Any, cfg: DatasetConfig, lay: Layout) -> Any:
+        """Fit on the train tables (seeded from `cfg.seed`); return the fitted model."""
+        raise NotImplementedError
+
+    def sample(self, model: Any, request: SampleRequest) -> Tables:
+        """Sample one shard; the same model and request always give the same rows."""
+        raise NotImplementedError
+
+    def save(self, model: Any, path: Path) -> str:
+        """Write the model atomically; return its sha256."""
+        import cloudpickle
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            cloudpickle.dump(model, f)
+        return sha256_file(path)
+
+    def load(self, path: Path, expected_sha256: str, shown: str) -> Any:
+        """Unpickle the model only if its digest matches the fit record."""
+        import cloudpickle
+
+        verify_model(path, expected_sha256, shown)
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+
+
+def verify_model(path: Path, expected_sha256: str, shown: str) -> None:
+    """IntegrityError unless the model file has the sha256 the fit record holds."""
+    verify_sha256(path, expected_sha256, shown, "fit", "refusing to unpickle. Re-run `fit`.")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (neural fits are only reproducible this way)."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch ships with sdv
+        return
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)

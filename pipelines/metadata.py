@@ -1,0 +1,108 @@
+"""SDV metadata of a table set: detected once, committed to `metadata/<ds>.json`, edited by people.
+
+Declared keys win over detection: key columns become sdtype `id` (with a regex shaped like the real
+keys where that is safe) and the relationships are exactly those of params.yaml.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from pipelines import keys
+from pipelines.errors import InvalidInputError
+from pipelines.io import read_json
+
+if TYPE_CHECKING:
+    from pipelines.config import SourceConfig
+    from pipelines.paths import DatasetPaths
+    from pipelines.tableset import Tables
+
+_EDIT_HINT = "Edit the metadata file or re-run `synthgate expectations init --force`."
+
+
+def detect(tables: Tables, src: SourceConfig) -> dict[str, Any]:
+    """SDV 2 metadata detected from the tables, with the declared keys and relationships."""
+    from sdv.metadata import Metadata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        md = Metadata.detect_from_dataframes(dict(tables))
+    for rel in list(md.relationships):
+        md.remove_relationship(rel["parent_table_name"], rel["child_table_name"])
+    for name, spec in src.tables.items():
+        current = md.tables[name].primary_key
+        if current and current != spec.primary_key:
+            md.remove_primary_key(name)
+        for col in keys.key_columns(src, name):
+            regex = keys.key_regex(tables[name][col])
+            md.update_column(col, name, sdtype="id", **({"regex_format": regex} if regex else {}))
+        if spec.primary_key:
+            md.set_primary_key(spec.primary_key, name)
+    for rel in src.relationships:
+        md.add_relationship(rel.parent, rel.child, rel.parent_key, rel.child_key)
+    md.validate()
+    return md.to_dict()
+
+
+def load(paths: DatasetPaths) -> Any:
+    """The committed metadata file as an SDV Metadata object (the source of truth)."""
+    from sdv.metadata import Metadata
+
+    shown = paths.rel(paths.metadata)
+    if not paths.metadata.is_file():
+        raise InvalidInputError(
+            shown,
+            ["SDV metadata file not found"],
+            hint=f"Create it with `synthgate expectations init {paths.name}` and commit it.",
+        )
+    try:
+        return Metadata.load_from_dict(read_json(paths.metadata))
+    except Exception as err:  # SDV raises InvalidMetadataError and friends
+        raise InvalidInputError(shown, [str(err)]) from None
+
+
+def check(metadata: Any, tables: Tables, src: SourceConfig, where: str) -> None:
+    """The metadata must describe every table and column, hold every declared relationship, and
+    the data must satisfy it (SDV's own validation lists every problem)."""
+    problems = []
+    for name, df in tables.items():
+        if name not in metadata.tables:
+            problems.append(f"no table '{name}' in the metadata")
+            continue
+        described = set(metadata.tables[name].columns)
+        problems += [
+            f"table '{name}': column '{c}' is not described in the metadata" for c in df.columns if c not in described
+        ]
+        problems += [
+            f"table '{name}': metadata describes column '{c}', which the data lacks"
+            for c in described
+            if c not in df.columns
+        ]
+    have = {
+        (r["parent_table_name"], r["child_table_name"], r["parent_primary_key"], r["child_foreign_key"])
+        for r in metadata.relationships
+    }
+    problems += [
+        f"relationship {r.label} (params.yaml) is missing from the metadata"
+        for r in src.relationships
+        if (r.parent, r.child, r.parent_key, r.child_key) not in have
+    ]
+    if problems:
+        raise InvalidInputError(where, problems, hint=_EDIT_HINT)
+    try:
+        metadata.validate_data(dict(tables))
+    except Exception as err:  # sdv.errors.InvalidDataError lists every problem
+        raise InvalidInputError(where, [str(err)]) from None
+
+
+def without_columns(metadata: Any, table: str, columns: list[str]) -> Any:
+    """A copy of the metadata without `columns` of `table` (PII is never learned)."""
+    if not columns:
+        return metadata
+    learned = metadata.copy()
+    if learned.tables[table].primary_key in columns:
+        learned.remove_primary_key(table)
+    for col in columns:
+        learned.remove_column(col, table)
+    return learned
