@@ -19,10 +19,10 @@ class ColumnBootstrap(Engine):
 
     info = EngineInfo("column_bootstrap", "resampler", "Apache-2.0")
 
-    def fit(self, train, metadata, cfg, lay):  # noqa: ANN001, ANN201 - the interface's types
+    def fit(self, train, metadata, cfg, lay):
         return {t: df.reset_index(drop=True) for t, df in train.items()}
 
-    def sample(self, model, request: SampleRequest):  # noqa: ANN001, ANN201
+    def sample(self, model, request: SampleRequest):
         rng = np.random.default_rng(request.seed)
         df = model[request.main]
         picks = {c: df[c].to_numpy()[rng.integers(0, len(df), request.rows)] for c in df.columns}
