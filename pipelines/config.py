@@ -615,3 +615,26 @@ def apply_overrides(params: Params, name: str, overrides: Mapping[str, Any] | No
         return DatasetConfig.model_validate({**merged, "name": name})
     except ValidationError as err:
         raise ConfigError(_pydantic_problems(err, ""), "run overrides") from None
+
+
+PARAM_KEYS = ("seed", *SECTIONS)
+"""The effective params a release manifest records and lineage compares with the defaults."""
+
+
+def recorded_defaults(cfg: DatasetConfig, root: Path) -> dict[str, Any] | None:
+    """What `defaults` alone gives this dataset (params.yaml at release time), for the manifest.
+
+    Lineage compares the effective params with these. None when params.yaml cannot be read.
+    """
+    try:
+        params = load_params(root / "params.yaml")
+        base: dict[str, Any] = {
+            "source": cfg.source.model_dump(mode="json"),
+            "target": cfg.target,
+            "seed": params.defaults.get("seed", cfg.seed),
+            **{s: {} for s in SECTIONS},
+        }
+        values = build_dataset(cfg.name, base, params.defaults).to_params()
+    except (ConfigError, OSError):
+        return None
+    return {k: values[k] for k in PARAM_KEYS}

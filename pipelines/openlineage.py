@@ -21,7 +21,6 @@ import logging
 import os
 import traceback
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,9 @@ from urllib.parse import urlsplit
 
 from pipelines import __version__
 from pipelines.errors import SynthgateError
-from pipelines.io import read_json, sha256_file
+from pipelines.gitinfo import code_version, runner_info
+from pipelines.io import read_json
+from pipelines.stage_files import FileRef, StaleRecordError, stage_files
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -144,87 +145,6 @@ def _custom_facets() -> tuple[type, type]:
     return SynthgateDigestDatasetFacet, SynthgateRunFacet
 
 
-@dataclass(frozen=True)
-class FileRef:
-    """A file a stage read or wrote, as its record names it."""
-
-    role: str
-    path: str
-    sha256: str
-    rows: int | None = None
-
-
-class StaleRecordError(RuntimeError):
-    """The stage's record on disk is not the one this run wrote."""
-
-
-def _rec(paths: DatasetPaths, stage: str) -> dict[str, Any]:
-    return read_json(paths.record(stage))
-
-
-def _own_record(paths: DatasetPaths, stage: str, run_id: str) -> dict[str, Any]:
-    record = _rec(paths, stage)
-    if record.get("mlflow", {}).get("run_id") != run_id:
-        raise StaleRecordError(f"{paths.record(stage)} was not written by MLflow run {run_id}")
-    return record
-
-
-def _ref(role: str, entry: dict[str, Any]) -> FileRef:
-    return FileRef(role, entry["path"], entry["sha256"], entry.get("rows"))
-
-
-def stage_files(stage: str, paths: DatasetPaths, run_id: str) -> tuple[list[FileRef], list[FileRef]]:
-    """Inputs and outputs of a finished stage run, read from its record (and its upstream records).
-
-    Raises StaleRecordError when the record on disk was not written by `run_id`.
-    """
-    if stage not in STAGE_DOCS or stage == "pipeline":
-        raise ValueError(f"unknown stage {stage!r}")
-    rel = lambda p: str(p.relative_to(paths.root))  # noqa: E731
-    if stage == "release":
-        manifest = read_json(paths.manifest)
-        if manifest.get("mlflow", {}).get("stage_runs", {}).get("release") != run_id:
-            raise StaleRecordError(f"{paths.manifest} was not written by MLflow run {run_id}")
-        blend, validate = _rec(paths, "blend"), _rec(paths, "validate")
-        inputs = [_ref("blended", blend["blended"]), _ref("validation", validate["validation"])]
-        outputs = [FileRef("release", f["path"], f["sha256"], f.get("rows")) for f in manifest["files"]]
-        outputs.append(FileRef("manifest", rel(paths.manifest), sha256_file(paths.manifest)))
-        return inputs, outputs
-    record = _own_record(paths, stage, run_id)
-    if stage == "ingest":
-        src = record["source"]
-        inputs = [
-            FileRef("source", src["path"], src["sha256"], src.get("rows")),
-            FileRef("raw_contract", record["contract"]["suite"], record["contract"]["sha256"]),
-        ]
-        outputs = [_ref(k, record[k]) for k in ("snapshot", "train", "holdout")]
-    elif stage == "fit":
-        inputs = [_ref("train", record["train"]), _ref("metadata", record["metadata"])]
-        outputs = [_ref("model", record["model"])]
-    elif stage == "generate":
-        inputs = [FileRef("model", rel(paths.model), record["model"]["sha256"])]
-        outputs = [FileRef("synthetic_shard", s["path"], s["sha256"], s["rows"]) for s in record["shards"]]
-    elif stage == "blend":
-        shards = _rec(paths, "generate")["shards"]
-        inputs = [FileRef("synthetic_shard", s["path"], s["sha256"], s["rows"]) for s in shards]
-        inputs.append(_ref("train", _rec(paths, "ingest")["train"]))
-        outputs = [FileRef("blended", record["blended"]["path"], record["blended"]["sha256"], record["rows"])]
-    else:  # validate
-        ingest = _rec(paths, "ingest")
-        inputs = [
-            FileRef("blended", rel(paths.blended), record["blended_sha256"]),
-            _ref("train", ingest["train"]),
-            _ref("holdout", ingest["holdout"]),
-            FileRef("release_contract", record["gx"]["suite"], record["gx"]["suite_sha256"]),
-        ]
-        outputs = [
-            _ref("validation", record["validation"]),
-            FileRef("gx_result", record["gx"]["result"], record["gx"]["result_sha256"]),
-            _ref("report", record["report"]),
-        ]
-    return inputs, outputs
-
-
 def _dataset_id(ref: FileRef, paths: DatasetPaths, source: dict[str, Any] | None) -> tuple[str, str]:
     if source is not None and source.get("format") == "sql" and source.get("url"):
         parts = urlsplit(source["url"])
@@ -299,8 +219,6 @@ def _run_facets(
     from openlineage.client.generated.parent_run import Run as ParentRun
     from openlineage.client.generated.processing_engine_run import ProcessingEngineRunFacet
 
-    from pipelines.tracking import code_version, runner_info
-
     _, run_facet = _custom_facets()
     code, runner = code_version(paths.root), runner_info()
     facets: dict[str, Any] = {
@@ -368,7 +286,7 @@ def build_event(
 
     source = None
     if files is not None and stage == "ingest":
-        source = _rec(paths, "ingest").get("source")
+        source = read_json(paths.record("ingest")).get("source")
     inputs = _datasets(files[0], paths, False, source) if files else []
     outputs = _datasets(files[1], paths, True, None) if files else []
     return RunEvent(

@@ -88,7 +88,7 @@ def build_manifest(
     handle: Any,
 ) -> dict[str, Any]:
     """The release manifest: what, from where, by which code, params, model and checks."""
-    from pipelines.lineage import recorded_defaults
+    from pipelines.config import recorded_defaults
     from pipelines.tracking import code_version, runner_info
 
     ingest, fit = records["ingest"], records["fit"]

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from pipelines.errors import InvalidInputError
+from pipelines.gitinfo import git_bytes
 from pipelines.io import read_json, sha256_file
 from pipelines.lineage import dvc_dirs, dvc_object, resolve
 from pipelines.paths import paths_for, repo_root
@@ -41,16 +42,9 @@ DEFAULT_TIMEOUT_S = 3600
 _STRIPPED_ENV = ("MLFLOW_", "SYNTHGATE_", "AIRFLOW_CTX_", "OPENLINEAGE", "DVC_")
 
 
-def _git_bytes(root: Path, *args: str) -> bytes | None:
-    try:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=300, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def checkout(root: Path, commit: str, dest: Path) -> int:
     """Extract the tree of `commit` into `dest` (git archive); return the number of files."""
-    data = _git_bytes(root, "archive", "--format=tar", commit)
+    data = git_bytes(root, "archive", "--format=tar", commit)
     if data is None:
         raise InvalidInputError(
             commit,
@@ -243,7 +237,7 @@ def reproduce(
             ["the manifest records no git commit, so the code cannot be checked out"],
             hint="Releases made outside a git repository cannot be reproduced.",
         )
-    if _git_bytes(root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
+    if git_bytes(root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
         raise InvalidInputError(
             name,
             [f"commit {commit} is not in the repository at {root}"],
@@ -309,7 +303,8 @@ def reproduce(
 
 
 def _append(root: Path, result: dict[str, Any]) -> None:
-    log = root / "logs" / "reproduce" / f"{result['dataset']}.jsonl"
+    """Append the result (without the log tail) to the dataset's reproduce log."""
+    log = paths_for(result["dataset"], root).reproduce_log
     log.parent.mkdir(parents=True, exist_ok=True)
     entry = {k: v for k, v in result.items() if k != "log_tail"}
     with open(log, "a", encoding="utf-8") as f:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines import openlineage
+from pipelines.gitinfo import code_version, runner_info
 from pipelines.io import read_json, sha256_file
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from pipelines.paths import DatasetPaths
 
 PARENT_ENV = "SYNTHGATE_PARENT_RUN_ID"
-RUNNER_ENV = "SYNTHGATE_RUNNER"
 
 
 def tracking_uri(root: Path) -> str:
@@ -70,39 +69,6 @@ def _experiment_id(client: Any, name: str, root: Path) -> str:
 def experiment_name(dataset: str) -> str:
     """The MLflow experiment of a dataset."""
     return f"synthgate-{dataset}"
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
-_NOT_CODE = ("dvc.lock", ".gitignore")
-"""Tracked files DVC itself rewrites during a run (they change no output): not counted as dirty."""
-
-
-def code_version(root: Path) -> dict[str, Any]:
-    """The git commit of the code and whether the tree had uncommitted changes (and which)."""
-    commit = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    if status is None:
-        return {"git_commit": commit, "git_dirty": None}
-    changed = [line.strip().split(maxsplit=1)[-1].split(" -> ")[-1] for line in status.splitlines() if line.strip()]
-    dirty = sorted(p for p in changed if not p.endswith(_NOT_CODE))
-    return {"git_commit": commit, "git_dirty": bool(dirty), "git_dirty_paths": dirty[:20]}
-
-
-def runner_info() -> dict[str, str]:
-    """Who runs this stage: dvc | airflow | cli, with Airflow's dag_id/run_id when present."""
-    runner = os.environ.get(RUNNER_ENV) or ("dvc" if os.environ.get("DVC_ROOT") else "cli")
-    info = {"runner": runner}
-    for key, env in (("dag_id", "AIRFLOW_CTX_DAG_ID"), ("run_id", "AIRFLOW_CTX_DAG_RUN_ID")):
-        if os.environ.get(env):
-            info[f"airflow_{key}"] = os.environ[env]
-    return info
 
 
 @dataclass(frozen=True)

@@ -282,7 +282,7 @@ def test_lineage_of_dvc_releases(dvc_repo, monkeypatch, capsys):
 
 
 def test_dvc_lock_and_gitignore_edits_are_not_dirty_code(tmp_path):
-    from pipelines.tracking import code_version
+    from pipelines.gitinfo import code_version
 
     (tmp_path / "dvc.lock").write_text("a\n")
     (tmp_path / "data").mkdir()
