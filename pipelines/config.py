@@ -27,12 +27,13 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import ConfigError
+from pipelines.rules import ConstraintRule
 
 SECTIONS = ("ingest", "fit", "generate", "blend", "gates")
 """Sections every dataset block must carry (DVC lists them as stage params)."""
@@ -225,117 +226,6 @@ class PiiConfig(_Model):
         if both:
             raise ValueError(f"columns {both} are both declared PII (columns) and ignored (ignore)")
         return self
-
-
-class _Rule(_Model):
-    table: str | None = Field(default=None, description="relational datasets: the table of the rule")
-
-    def column_names(self) -> tuple[str, ...]:
-        """Every column the rule names."""
-        raise NotImplementedError
-
-    @property
-    def label(self) -> str:
-        """A short, unique, human-readable name (gate figures and GX meta use it)."""
-        raise NotImplementedError
-
-
-class RangeRule(_Rule):
-    """`min <= column <= max` (either bound may be omitted)."""
-
-    type: Literal["range"]
-    column: str
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> RangeRule:
-        if self.min is None and self.max is None:
-            raise ValueError("a range rule needs `min`, `max` or both")
-        if self.min is not None and self.max is not None and self.min >= self.max:
-            raise ValueError(f"range rule on {self.column!r}: min {self.min} must be below max {self.max}")
-        return self
-
-    def column_names(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    @property
-    def label(self) -> str:
-        lo = "" if self.min is None else f"{self.min:g}<="
-        hi = "" if self.max is None else f"<={self.max:g}"
-        return f"range:{lo}{self.column}{hi}"
-
-
-class PositiveRule(_Rule):
-    """`column > 0`."""
-
-    type: Literal["positive"]
-    column: str
-
-    def column_names(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    @property
-    def label(self) -> str:
-        return f"positive:{self.column}"
-
-
-class InequalityRule(_Rule):
-    """`low <= high` (`low < high` when strict), row by row."""
-
-    type: Literal["inequality"]
-    low: str
-    high: str
-    strict: bool = False
-
-    @model_validator(mode="after")
-    def _two_columns(self) -> InequalityRule:
-        if self.low == self.high:
-            raise ValueError(f"inequality rule compares {self.low!r} with itself")
-        return self
-
-    def column_names(self) -> tuple[str, ...]:
-        return (self.low, self.high)
-
-    @property
-    def label(self) -> str:
-        return f"inequality:{self.low}{'<' if self.strict else '<='}{self.high}"
-
-
-class FixedCombinationsRule(_Rule):
-    """Only the combinations of these columns seen in the real data may appear."""
-
-    type: Literal["fixed_combinations"]
-    columns: tuple[str, ...] = Field(min_length=2)
-
-    def column_names(self) -> tuple[str, ...]:
-        return self.columns
-
-    @property
-    def label(self) -> str:
-        return f"fixed_combinations:{'+'.join(self.columns)}"
-
-
-class IncrementsRule(_Rule):
-    """Every value of `column` is a multiple of `step` (a whole number)."""
-
-    type: Literal["increments"]
-    column: str
-    step: int = Field(ge=1)
-
-    def column_names(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    @property
-    def label(self) -> str:
-        return f"increments:{self.column}%{self.step}"
-
-
-ConstraintRule = Annotated[
-    RangeRule | PositiveRule | InequalityRule | FixedCombinationsRule | IncrementsRule,
-    Field(discriminator="type"),
-]
-"""One business rule of `fit.constraints` (see pipelines/constraints.py)."""
 
 
 class FitConfig(_Model):
