@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pipelines import airflow_tasks as at
+from pipelines.airflow_tasks.runtime import airflow_errors, runner_env
 from pipelines.errors import ConfigError, InvalidInputError, SynthgateError
 from pipelines.io import sha256_file
 from tests.conftest import HDMA, load, small_block
@@ -116,11 +117,11 @@ def test_refresh_reasons(ws):
 def test_unfixable_errors_fail_without_retry_others_retry():
     from airflow.sdk.exceptions import AirflowFailException
 
-    @at._airflow_errors
+    @airflow_errors
     def bad_config() -> None:
         raise ConfigError(["generate.rows: must be >= 1"])
 
-    @at._airflow_errors
+    @airflow_errors
     def busy() -> None:
         raise SynthgateError("another run is releasing 'hdma' right now")
 
@@ -140,7 +141,7 @@ def test_runner_env_is_restored(monkeypatch):
 
     monkeypatch.setenv("SYNTHGATE_RUNNER", "dvc")
     ctx = {"root": "/x", "dag_id": "synth_hdma", "run_id": "manual__1", "parent_run_id": "abc"}
-    with at._runner_env(ctx):
+    with runner_env(ctx):
         assert os.environ["SYNTHGATE_RUNNER"] == "airflow"
         assert os.environ["SYNTHGATE_PARENT_RUN_ID"] == "abc"
         assert os.environ["AIRFLOW_CTX_DAG_RUN_ID"] == "manual__1"
