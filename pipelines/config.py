@@ -304,15 +304,54 @@ class BlendConfig(_Model):
 
 
 class GatesConfig(_Model):
-    """Release thresholds; a release needs every gate to pass."""
+    """Release thresholds; a release needs every gate to pass.
 
-    quality_min: float = Field(default=0.75, ge=0, le=1)
-    diagnostic_min: float = Field(default=0.95, ge=0, le=1)
-    exact_copies_max: float = Field(default=0.01, ge=0, le=1)
-    dcr_share_max: float = Field(default=0.60, ge=0, le=1)
-    utility_gap_max: float = Field(default=0.15, ge=0, le=1)
+    Each field's `description` is the help text of its Airflow trigger-form field (the form
+    lists every field of this model), so a new gate setting needs nothing more than its field.
+    """
+
+    quality_min: float = Field(
+        default=0.75,
+        ge=0,
+        le=1,
+        description="lowest SDMetrics quality score (0-1: column shapes and pair trends of the synthetic rows vs "
+        "the train split); the quality gate passes when score >= this; default 0.75: close, not perfect, likeness",
+    )
+    diagnostic_min: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="lowest SDMetrics diagnostic score (0-1: valid ranges, categories, keys and column types); "
+        "the diagnostic gate passes when score >= this; default 0.95: almost every value is a valid one",
+    )
+    exact_copies_max: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="highest share of synthetic rows identical to a training row; the exact_copies gate passes "
+        "when share <= this; default 0.01: at most 1 row in 100 may be a copy",
+    )
+    dcr_share_max: float = Field(
+        default=0.60,
+        ge=0,
+        le=1,
+        description="highest share of synthetic rows closer to a training row than to a holdout row (DCR); the "
+        "dcr_share gate passes when share <= this; about 0.5 when nothing is memorised, default 0.60 allows a "
+        "little closeness",
+    )
+    utility_gap_max: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="highest TRTR - TSTR gap on the real holdout (a model trained on real vs on synthetic rows; "
+        "datasets with a target only); the utility gate passes when gap <= this; default 0.15: the synthetic-"
+        "trained model scores at most 0.15 lower",
+    )
     sample_rows: int = Field(
-        default=5_000, ge=100, description="rows compared per side by the privacy and utility gates"
+        default=5_000,
+        ge=100,
+        description="rows sampled per side for the quality, diagnostic and privacy gates (the utility gate uses "
+        "at least 20,000); not a threshold: more rows give steadier figures, more slowly",
     )
 
 

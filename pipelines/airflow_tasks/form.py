@@ -1,5 +1,7 @@
 """The trigger form of the `synth_<dataset>` DAGs: one field per overridable knob.
 
+Its gate fields are generated from `GatesConfig` (one per field, its `description` as help), so a
+gate setting added to the model appears in the form, the DAG doc and the flat conf keys by itself.
 `resolve_config` turns a run's conf and form values into the validated config of the run.
 """
 
@@ -8,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from pipelines.config import (
     OVERRIDABLE,
@@ -36,6 +40,23 @@ class Knob:
     help: str
 
 
+def gate_knobs(model: type[BaseModel] = GatesConfig) -> tuple[Knob, ...]:
+    """One form field per field of the gates model, with the field's `description` as help.
+
+    A threshold (`*_min`, `*_max`) keeps its name; another setting is prefixed `gate_`
+    (`sample_rows` -> `gate_sample_rows`) so it cannot be taken for a generate knob.
+    """
+    return tuple(
+        Knob(
+            name if name.endswith(("_min", "_max")) else f"gate_{name}",
+            ("gates", name),
+            "Gates",
+            field.description or name,
+        )
+        for name, field in model.model_fields.items()
+    )
+
+
 KNOBS: tuple[Knob, ...] = (
     Knob("rows", ("generate", "rows"), "Generate", "synthetic rows to sample"),
     Knob("shard_rows", ("generate", "shard_rows"), "Generate", "rows per shard (one mapped task each)"),
@@ -43,22 +64,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("synthesizer", ("fit", "synthesizer"), "Fit", "SDV synthesizer"),
     Knob("blend_strategy", ("blend", "strategy"), "Blend", "synthetic_only, or augment with real rows"),
     Knob("real_ratio", ("blend", "real_ratio"), "Blend", "augment: real train rows per synthetic row"),
-    Knob("quality_min", ("gates", "quality_min"), "Gates", "minimum SDMetrics quality score"),
-    Knob("diagnostic_min", ("gates", "diagnostic_min"), "Gates", "minimum SDMetrics diagnostic score"),
-    Knob(
-        "exact_copies_max",
-        ("gates", "exact_copies_max"),
-        "Gates",
-        "maximum share of synthetic rows identical to a training row",
-    ),
-    Knob(
-        "dcr_share_max",
-        ("gates", "dcr_share_max"),
-        "Gates",
-        "maximum share of synthetic rows closer to train than to holdout",
-    ),
-    Knob("utility_gap_max", ("gates", "utility_gap_max"), "Gates", "maximum TRTR - TSTR gap on the real holdout"),
-    Knob("gate_sample_rows", ("gates", "sample_rows"), "Gates", "rows compared per side by the gates"),
+    *gate_knobs(),
 )
 """The trigger form's fields (flat names; the same knobs nest in conf as in params.yaml)."""
 

@@ -8,6 +8,7 @@ import pytest
 
 from pipelines import airflow_tasks as at
 from pipelines.airflow_tasks.runtime import airflow_errors, runner_env
+from pipelines.config import GatesConfig
 from pipelines.errors import ConfigError, InvalidInputError, SynthgateError
 from pipelines.io import sha256_file
 from tests.conftest import HDMA, load, small_block
@@ -87,6 +88,28 @@ def test_form_schema_accepts_current_values_and_rejects_bad_ones(ws):
     for name, bad in (("rows", 0), ("synthesizer", "gan"), ("quality_min", 1.5), ("seed", -1)):
         with pytest.raises(ParamValidationError):
             Param(**fields[name]).resolve(value=bad)
+
+
+def test_every_gates_field_is_a_described_form_field(ws):
+    fields = at.form_params(load(ws, "hdma"))
+    gates = {k.path[1]: k for k in at.KNOBS if k.path[0] == "gates"}
+    assert set(gates) == set(GatesConfig.model_fields)
+    for name, field in GatesConfig.model_fields.items():
+        assert field.description, f"GatesConfig.{name} needs a description (it is the form's help)"
+        form = fields[gates[name].name]
+        assert form["section"] == "Gates" and form["description"].startswith(field.description)
+    assert {"quality_min", "gate_sample_rows"} <= set(fields)
+
+
+def test_a_field_added_to_the_gates_model_becomes_a_form_field():
+    from pydantic import Field, create_model
+
+    more = create_model(
+        "MoreGates", __base__=GatesConfig, drift_max=(float, Field(default=0.1, description="highest drift"))
+    )
+    knobs = {k.name: k for k in at.gate_knobs(more)}
+    assert knobs["drift_max"] == at.Knob("drift_max", ("gates", "drift_max"), "Gates", "highest drift")
+    assert set(knobs) == {k.name for k in at.gate_knobs()} | {"drift_max"}
 
 
 def _release_manifest(ws, cfg, source_sha):
