@@ -180,7 +180,7 @@ def combine_shards(ctx: RunContext, results: Any) -> RunContext:
     if len(results) != len(planned) or got != planned:
         raise IntegrityError(
             f"{cfg.name}: the sampled shards {[r['index'] for r in results]} do not match the plan of "
-            f"{len(planned)} shard(s) (rows, seeds); clear the sample_shard tasks and run them again"
+            f"{len(planned)} shard(s) (rows, seeds); clear the generate.sample_shard tasks and run them again"
         )
     for r in results:
         path = paths.root / r["path"]

@@ -25,8 +25,9 @@ from tests.dags.conftest import run_dag, small_repo
 pytestmark = pytest.mark.slow
 
 ROWS, SHARD_ROWS = 400, 100
-SHARDS = [f"sample_shard[{i}]" for i in range(ROWS // SHARD_ROWS)]
-WORK = ["ingest", "fit", "plan_shards", *SHARDS, "combine_shards", "blend", "validate", "release", "record_dvc"]
+SHARDS = [f"generate.sample_shard[{i}]" for i in range(ROWS // SHARD_ROWS)]
+GENERATE = ["generate.plan_shards", *SHARDS, "generate.combine_shards"]
+WORK = ["ingest", "fit", *GENERATE, "blend", "validate", "release", "record_dvc"]
 
 
 def _mlflow(repo: Path) -> Any:
@@ -167,7 +168,7 @@ def test_unchanged_source_short_circuits(repo, first):
         "start": "success",
         "source_changed": "success",
         "finish": "success",
-        "sample_shard": "skipped",
+        "generate.sample_shard": "skipped",
         **{t: "skipped" for t in WORK if "[" not in t},
     }
     assert "success" in str(run.state).lower()
