@@ -3,9 +3,10 @@
 One DAG per dataset of `params.yaml` (`synth_<dataset>`), running the same stage code as
 `dvc repro`: **start** (validate the run's overrides, open the MLflow run) → **source_changed**
 (skip everything when the source and params match the last release) → **ingest** → **fit** →
-**plan_shards** → **sample_shard** (one mapped task per shard) → **combine_shards** → **blend** →
-**validate** → **release** (only when every gate passes; the old release stays otherwise) →
-**record_dvc** (`dvc commit` + `dvc push`) → **finish** (teardown: closes the MLflow run).
+**generate** (a task group: **plan_shards** → **sample_shard**, one mapped task per shard →
+**combine_shards**) → **blend** → **validate** → **release** (only when every gate passes; the
+old release stays otherwise) → **record_dvc** (`dvc commit` + `dvc push`) → **finish** (teardown:
+closes the MLflow run). The six stages have the same names in DVC, Airflow and MLflow.
 
 Trigger with overrides shaped like a params.yaml dataset block,
 `airflow dags trigger synth_hdma --conf '{"generate": {"rows": 20000}}'`, or fill in the form.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, dag, get_current_context, task
+from airflow.sdk import DAG, Param, dag, get_current_context, task, task_group
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = Path(os.environ.get("SYNTHGATE_ROOT") or REPO).resolve()
@@ -67,56 +68,25 @@ def build_dag(cfg: DatasetConfig, root: Path) -> DAG:
                 name, root, context["dag_run"].conf, context["params"], context["dag"].dag_id, context["run_id"]
             )
 
-        @task.short_circuit
-        def source_changed(ctx: at.RunContext) -> bool:
-            return at.source_changed(ctx)
+        # Every other task is its body in pipelines.airflow_tasks (task id: the body's name,
+        # doc: its docstring), taking the run context and its inputs from XCom.
+        source_changed = task.short_circuit(at.source_changed)
+        ingest, fit, combine_shards, blend, validate, release = (
+            task(show_return_value_in_logs=False)(body)
+            for body in (at.ingest, at.fit, at.combine_shards, at.blend, at.validate, at.release)
+        )
+        sample_shard = task(max_active_tis_per_dagrun=4)(at.sample_shard)
+        plan_shards, record_dvc, finish = task(at.plan_shards), task(at.record_dvc), task(at.finish)
 
-        @task(show_return_value_in_logs=False)
-        def ingest(ctx: at.RunContext) -> at.RunContext:
-            return at.ingest(ctx)
-
-        @task(show_return_value_in_logs=False)
-        def fit(ctx: at.RunContext) -> at.RunContext:
-            return at.fit(ctx)
-
-        @task
-        def plan_shards(ctx: at.RunContext) -> list[dict[str, Any]]:
-            return at.plan_shards(ctx)
-
-        @task(max_active_tis_per_dagrun=4)
-        def sample_shard(ctx: at.RunContext, shard: dict[str, Any]) -> dict[str, Any]:
-            return at.sample_shard(ctx, shard)
-
-        @task(show_return_value_in_logs=False)
-        def combine_shards(ctx: at.RunContext, results: list[dict[str, Any]]) -> at.RunContext:
-            return at.combine_shards(ctx, results)
-
-        @task(show_return_value_in_logs=False)
-        def blend(ctx: at.RunContext) -> at.RunContext:
-            return at.blend(ctx)
-
-        @task(show_return_value_in_logs=False)
-        def validate(ctx: at.RunContext) -> at.RunContext:
-            return at.validate(ctx)
-
-        @task(show_return_value_in_logs=False)
-        def release(ctx: at.RunContext) -> at.RunContext:
-            return at.release(ctx)
-
-        @task
-        def record_dvc(ctx: at.RunContext) -> dict[str, Any]:
-            return at.record_dvc(ctx)
-
-        @task
-        def finish(ctx: at.RunContext) -> str:
-            return at.finish(ctx)
+        @task_group(group_id="generate", tooltip="the generate stage, fanned out: one mapped task per shard")
+        def generate(ctx: at.RunContext) -> at.RunContext:
+            shards = sample_shard.partial(ctx=ctx).expand(shard=plan_shards(ctx))
+            return combine_shards(ctx, shards)
 
         ctx = start()
         ingested = ingest(ctx)
         source_changed(ctx) >> ingested
-        fitted = fit(ingested)
-        shards = sample_shard.partial(ctx=fitted).expand(shard=plan_shards(fitted))
-        done = record_dvc(release(validate(blend(combine_shards(fitted, shards)))))
+        done = record_dvc(release(validate(blend(generate(fit(ingested))))))
         done >> finish(ctx).as_teardown(setups=ctx)
 
     return pipeline()

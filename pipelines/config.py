@@ -27,12 +27,13 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import ConfigError
+from pipelines.rules import ConstraintRule
 from pipelines.tableset import layout
 
 SECTIONS = ("ingest", "fit", "generate", "blend", "gates")
@@ -206,117 +207,6 @@ class PiiConfig(_Model):
         return self
 
 
-class _Rule(_Model):
-    table: str | None = Field(default=None, description="relational datasets: the table of the rule")
-
-    def column_names(self) -> tuple[str, ...]:
-        """Every column the rule names."""
-        raise NotImplementedError
-
-    @property
-    def label(self) -> str:
-        """A short, unique, human-readable name (gate figures and GX meta use it)."""
-        raise NotImplementedError
-
-
-class RangeRule(_Rule):
-    """`min <= column <= max` (either bound may be omitted)."""
-
-    type: Literal["range"]
-    column: str
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> RangeRule:
-        if self.min is None and self.max is None:
-            raise ValueError("a range rule needs `min`, `max` or both")
-        if self.min is not None and self.max is not None and self.min >= self.max:
-            raise ValueError(f"range rule on {self.column!r}: min {self.min} must be below max {self.max}")
-        return self
-
-    def column_names(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    @property
-    def label(self) -> str:
-        lo = "" if self.min is None else f"{self.min:g}<="
-        hi = "" if self.max is None else f"<={self.max:g}"
-        return f"range:{lo}{self.column}{hi}"
-
-
-class PositiveRule(_Rule):
-    """`column > 0`."""
-
-    type: Literal["positive"]
-    column: str
-
-    def column_names(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    @property
-    def label(self) -> str:
-        return f"positive:{self.column}"
-
-
-class InequalityRule(_Rule):
-    """`low <= high` (`low < high` when strict), row by row."""
-
-    type: Literal["inequality"]
-    low: str
-    high: str
-    strict: bool = False
-
-    @model_validator(mode="after")
-    def _two_columns(self) -> InequalityRule:
-        if self.low == self.high:
-            raise ValueError(f"inequality rule compares {self.low!r} with itself")
-        return self
-
-    def column_names(self) -> tuple[str, ...]:
-        return (self.low, self.high)
-
-    @property
-    def label(self) -> str:
-        return f"inequality:{self.low}{'<' if self.strict else '<='}{self.high}"
-
-
-class FixedCombinationsRule(_Rule):
-    """Only the combinations of these columns seen in the real data may appear."""
-
-    type: Literal["fixed_combinations"]
-    columns: tuple[str, ...] = Field(min_length=2)
-
-    def column_names(self) -> tuple[str, ...]:
-        return self.columns
-
-    @property
-    def label(self) -> str:
-        return f"fixed_combinations:{'+'.join(self.columns)}"
-
-
-class IncrementsRule(_Rule):
-    """Every value of `column` is a multiple of `step` (a whole number)."""
-
-    type: Literal["increments"]
-    column: str
-    step: int = Field(ge=1)
-
-    def column_names(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    @property
-    def label(self) -> str:
-        return f"increments:{self.column}%{self.step}"
-
-
-ConstraintRule = Annotated[
-    RangeRule | PositiveRule | InequalityRule | FixedCombinationsRule | IncrementsRule,
-    Field(discriminator="type"),
-]
-"""One business rule of `fit.constraints` (see pipelines/constraints.py)."""
-
-
 class FitConfig(_Model):
     """Which synthesizer, with which constructor arguments."""
 
@@ -402,15 +292,54 @@ class BlendConfig(_Model):
 
 
 class GatesConfig(_Model):
-    """Release thresholds; a release needs every gate to pass."""
+    """Release thresholds; a release needs every gate to pass.
 
-    quality_min: float = Field(default=0.75, ge=0, le=1)
-    diagnostic_min: float = Field(default=0.95, ge=0, le=1)
-    exact_copies_max: float = Field(default=0.01, ge=0, le=1)
-    dcr_share_max: float = Field(default=0.60, ge=0, le=1)
-    utility_gap_max: float = Field(default=0.15, ge=0, le=1)
+    Each field's `description` is the help text of its Airflow trigger-form field (the form
+    lists every field of this model), so a new gate setting needs nothing more than its field.
+    """
+
+    quality_min: float = Field(
+        default=0.75,
+        ge=0,
+        le=1,
+        description="lowest SDMetrics quality score (0-1: column shapes and pair trends of the synthetic rows vs "
+        "the train split); the quality gate passes when score >= this; default 0.75: close, not perfect, likeness",
+    )
+    diagnostic_min: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="lowest SDMetrics diagnostic score (0-1: valid ranges, categories, keys and column types); "
+        "the diagnostic gate passes when score >= this; default 0.95: almost every value is a valid one",
+    )
+    exact_copies_max: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="highest share of synthetic rows identical to a training row; the exact_copies gate passes "
+        "when share <= this; default 0.01: at most 1 row in 100 may be a copy",
+    )
+    dcr_share_max: float = Field(
+        default=0.60,
+        ge=0,
+        le=1,
+        description="highest share of synthetic rows closer to a training row than to a holdout row (DCR); the "
+        "dcr_share gate passes when share <= this; about 0.5 when nothing is memorised, default 0.60 allows a "
+        "little closeness",
+    )
+    utility_gap_max: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="highest TRTR - TSTR gap on the real holdout (a model trained on real vs on synthetic rows; "
+        "datasets with a target only); the utility gate passes when gap <= this; default 0.15: the synthetic-"
+        "trained model scores at most 0.15 lower",
+    )
     sample_rows: int = Field(
-        default=5_000, ge=100, description="rows compared per side by the privacy and utility gates"
+        default=5_000,
+        ge=100,
+        description="rows sampled per side for the quality, diagnostic and privacy gates (the utility gate uses "
+        "at least 20,000); not a threshold: more rows give steadier figures, more slowly",
     )
 
 

@@ -30,7 +30,7 @@ from pipelines.errors import ConfigError, InvalidInputError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.config import ConstraintRule
+    from pipelines.rules import ConstraintRule
 
 _NUMERIC_SDTYPES = ("numerical", "datetime")
 _CATEGORY_SDTYPES = ("categorical", "ordinal", "boolean")
@@ -223,7 +223,7 @@ def rules_from_record(raw: Sequence[Mapping[str, Any]] | None) -> list[Constrain
     """Rules read back from a run record."""
     from pydantic import TypeAdapter
 
-    from pipelines.config import ConstraintRule
+    from pipelines.rules import ConstraintRule
 
     adapter = TypeAdapter(ConstraintRule)
     return [adapter.validate_python({k: v for k, v in r.items() if k != "label"}) for r in raw or ()]

@@ -13,10 +13,11 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines import constraints
-from pipelines.config import ConstraintRule, FitConfig
+from pipelines.config import FitConfig
 from pipelines.errors import ConfigError, GateFailed, InvalidInputError
 from pipelines.io import read_json
 from pipelines.paths import paths_for
+from pipelines.rules import ConstraintRule
 from tests.conftest import HDMA, WEATHER, load, run_stages, small_block
 
 RULES = [

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from pipelines import airflow_tasks as at
+from pipelines.airflow_tasks.runtime import airflow_errors, runner_env
+from pipelines.config import GatesConfig
 from pipelines.errors import ConfigError, InvalidInputError, SynthgateError
 from pipelines.io import sha256_file
 from tests.conftest import HDMA, load, small_block
@@ -88,6 +90,28 @@ def test_form_schema_accepts_current_values_and_rejects_bad_ones(ws):
             Param(**fields[name]).resolve(value=bad)
 
 
+def test_every_gates_field_is_a_described_form_field(ws):
+    fields = at.form_params(load(ws, "hdma"))
+    gates = {k.path[1]: k for k in at.KNOBS if k.path[0] == "gates"}
+    assert set(gates) == set(GatesConfig.model_fields)
+    for name, field in GatesConfig.model_fields.items():
+        assert field.description, f"GatesConfig.{name} needs a description (it is the form's help)"
+        form = fields[gates[name].name]
+        assert form["section"] == "Gates" and form["description"].startswith(field.description)
+    assert {"quality_min", "gate_sample_rows"} <= set(fields)
+
+
+def test_a_field_added_to_the_gates_model_becomes_a_form_field():
+    from pydantic import Field, create_model
+
+    more = create_model(
+        "MoreGates", __base__=GatesConfig, drift_max=(float, Field(default=0.1, description="highest drift"))
+    )
+    knobs = {k.name: k for k in at.gate_knobs(more)}
+    assert knobs["drift_max"] == at.Knob("drift_max", ("gates", "drift_max"), "Gates", "highest drift")
+    assert set(knobs) == {k.name for k in at.gate_knobs()} | {"drift_max"}
+
+
 def _release_manifest(ws, cfg, source_sha):
     manifest = ws / "data" / "release" / "hdma" / "manifest.json"
     manifest.parent.mkdir(parents=True)
@@ -116,11 +140,11 @@ def test_refresh_reasons(ws):
 def test_unfixable_errors_fail_without_retry_others_retry():
     from airflow.sdk.exceptions import AirflowFailException
 
-    @at._airflow_errors
+    @airflow_errors
     def bad_config() -> None:
         raise ConfigError(["generate.rows: must be >= 1"])
 
-    @at._airflow_errors
+    @airflow_errors
     def busy() -> None:
         raise SynthgateError("another run is releasing 'hdma' right now")
 
@@ -140,7 +164,7 @@ def test_runner_env_is_restored(monkeypatch):
 
     monkeypatch.setenv("SYNTHGATE_RUNNER", "dvc")
     ctx = {"root": "/x", "dag_id": "synth_hdma", "run_id": "manual__1", "parent_run_id": "abc"}
-    with at._runner_env(ctx):
+    with runner_env(ctx):
         assert os.environ["SYNTHGATE_RUNNER"] == "airflow"
         assert os.environ["SYNTHGATE_PARENT_RUN_ID"] == "abc"
         assert os.environ["AIRFLOW_CTX_DAG_RUN_ID"] == "manual__1"

@@ -11,6 +11,7 @@ import typing
 import pytest
 import yaml
 
+from pipelines import STAGES
 from pipelines.airflow_tasks import FORCE, KNOBS
 from pipelines.config import FitConfig, load_params
 from tests.conftest import REPO
@@ -24,16 +25,17 @@ UPSTREAM = {
     "source_changed": {"start"},
     "ingest": {"start", "source_changed"},
     "fit": {"ingest"},
-    "plan_shards": {"fit"},
-    "sample_shard": {"fit", "plan_shards"},
-    "combine_shards": {"fit", "sample_shard"},
-    "blend": {"combine_shards"},
+    "generate.plan_shards": {"fit"},
+    "generate.sample_shard": {"fit", "generate.plan_shards"},
+    "generate.combine_shards": {"fit", "generate.sample_shard"},
+    "blend": {"generate.combine_shards"},
     "validate": {"blend"},
     "release": {"validate"},
     "record_dvc": {"release"},
     "finish": {"start", "record_dvc"},
 }
-"""The exact task graph of every synth_<dataset> DAG (task -> its upstream tasks)."""
+"""The exact task graph of every synth_<dataset> DAG (task -> its upstream tasks); the generate
+stage is a task group (`generate.<task>`)."""
 
 HEAVY = ("pandas", "sdv", "torch", "mlflow", "great_expectations", "sklearn", "dvc", "pyarrow")
 
@@ -66,8 +68,17 @@ def test_exact_task_graph(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert {t.task_id: set(t.upstream_task_ids) for t in dag.tasks} == UPSTREAM
     assert dag.get_task("start").is_setup and dag.get_task("finish").is_teardown
-    assert dag.get_task("sample_shard").is_mapped
+    assert dag.get_task("generate.sample_shard").is_mapped
     assert dag.get_task("source_changed").task_type.lower().startswith("_shortcircuit")
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_stages_are_named_as_in_dvc(dagbag, dag_id):
+    """Each DVC stage is one top-level task or task group of the same name (as in MLflow)."""
+    dag = dagbag.dags[dag_id]
+    top_level = {node.node_id for node in dag.task_group.children.values()}
+    assert set(STAGES) <= top_level
+    assert set(dag.task_group_dict) == {"generate"}
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)

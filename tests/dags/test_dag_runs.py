@@ -25,8 +25,9 @@ from tests.dags.conftest import run_dag, small_repo
 pytestmark = pytest.mark.slow
 
 ROWS, SHARD_ROWS = 400, 100
-SHARDS = [f"sample_shard[{i}]" for i in range(ROWS // SHARD_ROWS)]
-WORK = ["ingest", "fit", "plan_shards", *SHARDS, "combine_shards", "blend", "validate", "release", "record_dvc"]
+SHARDS = [f"generate.sample_shard[{i}]" for i in range(ROWS // SHARD_ROWS)]
+GENERATE = ["generate.plan_shards", *SHARDS, "generate.combine_shards"]
+WORK = ["ingest", "fit", *GENERATE, "blend", "validate", "release", "record_dvc"]
 
 
 def _mlflow(repo: Path) -> Any:
@@ -98,12 +99,10 @@ def test_dvc_agrees_with_the_airflow_run(repo, first):
     assert json.loads(lock) == {}
 
 
-def test_retried_release_task_publishes_nothing_new(repo, first):
-    """A retry of `release` after this run already published it is a no-op (idempotent task)."""
-    from pipelines import airflow_tasks as at
-
-    manifest, before = first["manifest"], _release_bytes(repo)
-    ctx = {
+def _first_run_context(repo: Path, first: dict[str, Any]) -> dict[str, Any]:
+    """The run context the first run's tasks received (to call a task body again by hand)."""
+    manifest = first["manifest"]
+    return {
         "dataset": "hdma",
         "root": str(repo),
         "config": manifest["params"],
@@ -113,6 +112,14 @@ def test_retried_release_task_publishes_nothing_new(repo, first):
         "run_id": first["run"].run_id,
         "parent_run_id": manifest["mlflow"]["run_id"],
     }
+
+
+def test_retried_release_task_publishes_nothing_new(repo, first):
+    """A retry of `release` after this run already published it is a no-op (idempotent task)."""
+    from pipelines import airflow_tasks as at
+
+    before = _release_bytes(repo)
+    ctx = _first_run_context(repo, first)
     assert at.release(ctx) == ctx
     assert _release_bytes(repo) == before
     other = {**ctx, "run_id": "manual__another"}
@@ -124,17 +131,7 @@ def test_combine_refuses_a_missing_or_changed_shard(repo, first):
 
     from pipelines import airflow_tasks as at
 
-    manifest = first["manifest"]
-    ctx = {
-        "dataset": "hdma",
-        "root": str(repo),
-        "config": manifest["params"],
-        "overrides": {},
-        "force": False,
-        "dag_id": "synth_hdma",
-        "run_id": first["run"].run_id,
-        "parent_run_id": manifest["mlflow"]["run_id"],
-    }
+    ctx = _first_run_context(repo, first)
     shards = read_json(repo / "runs/hdma/generate.json")["shards"]
     with pytest.raises(AirflowFailException, match="do not match the plan of 4 shard"):
         at.combine_shards(ctx, shards[:-1])
@@ -167,7 +164,7 @@ def test_unchanged_source_short_circuits(repo, first):
         "start": "success",
         "source_changed": "success",
         "finish": "success",
-        "sample_shard": "skipped",
+        "generate.sample_shard": "skipped",
         **{t: "skipped" for t in WORK if "[" not in t},
     }
     assert "success" in str(run.state).lower()

@@ -92,7 +92,7 @@ def test_triggered_run_releases_and_is_tracked_on_the_server(stack: ProductionSt
     if state != "success":
         _fail_with_logs(stack, run_id, state)
     tasks = stack.task_states(DAG_ID, run_id)
-    shards = [f"sample_shard[{i}]" for i in range(ROWS // SHARD_ROWS)]
+    shards = [f"generate.sample_shard[{i}]" for i in range(ROWS // SHARD_ROWS)]
     assert tasks == {
         t: "success"
         for t in [
@@ -100,9 +100,9 @@ def test_triggered_run_releases_and_is_tracked_on_the_server(stack: ProductionSt
             "source_changed",
             "ingest",
             "fit",
-            "plan_shards",
+            "generate.plan_shards",
             *shards,
-            "combine_shards",
+            "generate.combine_shards",
             "blend",
             "validate",
             "release",
