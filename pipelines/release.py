@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import STAGES, __version__, tableset
 from pipelines.errors import GateFailed, IntegrityError
+from pipelines.gitinfo import code_version, runner_info
 from pipelines.io import dumps_json, read_json, sha256_file
 from pipelines.locks import file_lock
 
@@ -89,7 +90,6 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The release manifest: what, from where, by which code, params, model and checks."""
     from pipelines.config import recorded_defaults
-    from pipelines.tracking import code_version, runner_info
 
     ingest, fit = records["ingest"], records["fit"]
     return {
@@ -187,7 +187,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 "attempted_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "source_sha256": records["ingest"]["source"]["sha256"],
                 "mlflow_run_id": handle.parent_run_id,
-                "runner": tracking.runner_info(),
+                "runner": runner_info(),
                 "gates": [{k: g[k] for k in ("name", "value", "threshold", "passed")} for g in validation["gates"]],
             }
             if failed:
