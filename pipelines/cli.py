@@ -195,6 +195,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if result["same"] else 4
 
 
+def entry() -> int:
+    """The `synthgate` console script and `python -m pipelines`: pins the hash seed, then `main`."""
+    from pipelines.determinism import reexec_with_pinned_hash_seed
+
+    reexec_with_pinned_hash_seed()
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exit 0 on success, 2 bad input/config, 3 gate failed, 4 integrity error."""
     args = build_parser().parse_args(argv)

@@ -89,6 +89,7 @@ start() {
   export AIRFLOW__CORE__LOAD_EXAMPLES=False
   export AIRFLOW__CORE__EXECUTOR=LocalExecutor
   export AIRFLOW__CORE__PARALLELISM=${AIRFLOW_PARALLELISM:-4}
+  export PYTHONHASHSEED=0  # reproducible multi-table sampling (pipelines/determinism.py)
   export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$AIRFLOW_HOME/airflow.db
   export AIRFLOW__API__HOST=127.0.0.1
   export AIRFLOW__API__PORT=$PORT

@@ -108,7 +108,7 @@ def test_fit_rejects_metadata_that_does_not_match(fitted, tmp_path):
 
 def test_missing_upstream_output_is_named(make_workspace):
     ws = make_workspace(hdma=small_block(HDMA, "deny"))
-    with pytest.raises(InvalidInputError, match=r"train\.parquet.*\n.*run the upstream stage first"):
+    with pytest.raises(InvalidInputError, match=r"runs/hdma/ingest\.json.*\n.*run the upstream stage first"):
         run_stages(ws, "hdma", ("fit",))
 
 

@@ -123,9 +123,15 @@ class SdvHMA(_SdvEngine):
         return synth
 
     def sample(self, model: Any, request: SampleRequest) -> Tables:
-        """Every table at the scale that gives about `rows` rows of the main table."""
+        """Every table at the scale that gives about `rows` rows of the main table.
+
+        Reproducible across processes only with a pinned hash seed (see pipelines/determinism.py).
+        """
         import numpy as np
 
+        from pipelines.determinism import warn_unless_pinned
+
+        warn_unless_pinned("HMA sampling")
         scale = request.rows / max(1, request.train_rows)
         model.reset_sampling()
         model._numpy_seed = int(request.seed % 2**32)  # SDV exposes no public per-call seed

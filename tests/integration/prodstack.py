@@ -759,6 +759,7 @@ class ProductionStack:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.triggerer_log_port),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "PYTHONHASHSEED": "0",  # as docker-compose.yml: reproducible multi-table sampling
             "PYTHONPATH": os.pathsep.join(p for p in pythonpath if p),
         }
         drift = set(AIRFLOW_ENV_KEYS) ^ {k for k in env if k.startswith("AIRFLOW__")}

@@ -1,33 +1,20 @@
-"""PII protection: find identifier columns, keep them away from the synthesizer, replace them.
-
-A column is PII when `fit.pii.columns` declares it, or when detection (`fit.pii.detect`) finds it
-by its *name* (``email``, ``phone``, ``first_name``, ``ssn``…) confirmed by its *values*, or by its
-values alone (e-mail addresses, US SSNs, phone numbers, Luhn-valid card numbers, IBANs, IPv4).
-PII columns are never learned: `fit` removes them before fitting. With policy ``replace``,
-`generate` fills them with Faker values in the configured locale (and `blend` pseudonymises the
-real rows it adds, one fake per real value, so joins and repeats stay consistent within a
-release); no replacement is ever equal to a real value. With policy ``drop`` they are left out of
-the release. `validate` runs the "PII replay" gate: no real PII value may appear in the release.
-
-Pure functions on DataFrames; Faker and pandas are imported inside them.
-"""
+"""PII detection: declared columns, or found by name confirmed by values, or by values alone."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import ConfigError, InvalidInputError
+from pipelines.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from pipelines.config import DatasetConfig, PiiConfig
-    from pipelines.paths import DatasetPaths
     from pipelines.tableset import Layout
+
 
 SAMPLE_VALUES = 2_000
 """Non-null values per column inspected by value-pattern detection."""
@@ -215,7 +202,8 @@ def _sample(s: pd.Series) -> list[str]:
     return _as_text(nonnull.tolist())
 
 
-def _is_text(s: pd.Series) -> bool:
+def is_text(s: pd.Series) -> bool:
+    """Whether a column holds text (not numbers, dates or booleans): only text can be a name or an address."""
     import pandas as pd
 
     return not (
@@ -234,13 +222,13 @@ def detect_column(name: str, s: pd.Series) -> tuple[str, str] | None:
             continue
         if kind == "id":
             unique = s.nunique(dropna=True) / max(1, s.notna().sum())
-            if _is_text(s) and unique >= 0.5:
+            if is_text(s) and unique >= 0.5:
                 return kind, f"name matches '{kind}', {unique:.0%} distinct values"
             continue
         share = _share(kind, values)
         if share >= NAME_CONFIRM_SHARE:
             return kind, f"name matches '{kind}', {share:.0%} of values look like one"
-    if not _is_text(s):
+    if not is_text(s):
         return None
     for kind in _VALUE_KINDS:
         share = _share(kind, values)
@@ -346,204 +334,6 @@ def mark_metadata(metadata: dict[str, Any], table: str, plan: PiiPlan) -> dict[s
     return out
 
 
-# --- replacement --------------------------------------------------------------------------------
-
-
-def _faker(locale: str, seed: int) -> Any:
-    from faker import Faker
-    from faker.config import AVAILABLE_LOCALES
-
-    if locale not in AVAILABLE_LOCALES:
-        raise ConfigError([f"fit.pii.locale: Faker has no locale {locale!r} (e.g. en_US, de_DE, fr_FR)"])
-    fake = Faker(locale)
-    fake.seed_instance(seed)
-    return fake
-
-
-def _from_shape(shape: str, rng: Any) -> str:
-    out = []
-    for ch in shape:
-        if ch == "A":
-            out.append(chr(65 + int(rng.integers(26))))
-        elif ch == "a":
-            out.append(chr(97 + int(rng.integers(26))))
-        elif ch == "9":
-            out.append(str(int(rng.integers(10))))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _draw(kind: str, fake: Any, rng: Any, shapes: tuple[tuple[str, float], ...]) -> str:
-    if kind == "name":
-        return fake.name()
-    if kind == "first_name":
-        return fake.first_name()
-    if kind == "last_name":
-        return fake.last_name()
-    if kind == "email":
-        return fake.email()
-    if kind == "phone_number":
-        return fake.phone_number()
-    if kind == "address":
-        return fake.address().replace("\n", ", ")
-    if kind == "street_address":
-        return fake.street_address()
-    if kind == "ssn":
-        return fake.ssn()
-    if kind == "credit_card":
-        return fake.credit_card_number()
-    if kind == "iban":
-        return fake.iban()
-    if kind == "ipv4":
-        return fake.ipv4_public()
-    if shapes:
-        weights = [w for _, w in shapes]
-        pick = int(rng.choice(len(shapes), p=[w / sum(weights) for w in weights]))
-        return _from_shape(shapes[pick][0], rng)
-    return fake.bothify("ID-########")
-
-
-def _fresh(
-    kind: str, fake: Any, rng: Any, shapes: tuple[tuple[str, float], ...], avoid: Collection[str], used: set[str] | None
-) -> str:
-    """A fake value never equal to a real one (nor, with `used`, to an earlier fake)."""
-    for attempt in range(200):
-        value = _draw(kind, fake, rng, shapes)
-        if attempt >= 20:  # a small value space (e.g. surnames) is exhausted: combine two draws
-            value = f"{value}-{_draw(kind, fake, rng, shapes)}" if attempt < 100 else f"{value}-{attempt}"
-        key = normalise_value(value)
-        if key not in avoid and (used is None or key not in used):
-            if used is not None:
-                used.add(key)
-            return value
-    raise InvalidInputError("fit.pii", [f"could not draw a {kind} value distinct from every real one"])
-
-
-def fake_values(
-    kind: str, n: int, seed: int, locale: str, avoid: Collection[str] = (), shapes: tuple[tuple[str, float], ...] = ()
-) -> list[str]:
-    """`n` Faker values of `kind`, reproducible from `seed`, none equal to a value in `avoid`."""
-    import numpy as np
-
-    fake = _faker(locale, seed)
-    rng = np.random.default_rng(seed)
-    return [_fresh(kind, fake, rng, shapes, avoid, None) for _ in range(n)]
-
-
-def pseudonymise(
-    values: pd.Series,
-    kind: str,
-    seed: int,
-    locale: str,
-    avoid: Collection[str] = (),
-    shapes: tuple[tuple[str, float], ...] = (),
-) -> pd.Series:
-    """Replace each distinct real value by its own fake (same value -> same fake, one per value)."""
-    import numpy as np
-
-    distinct = sorted({normalise_value(v) for v in values.dropna().tolist()})
-    fake = _faker(locale, seed)
-    rng = np.random.default_rng(seed)
-    used: set[str] = set()
-    mapping = {v: _fresh(kind, fake, rng, shapes, avoid, used) for v in distinct}
-    return values.map(lambda v: v if v is None or v != v else mapping[normalise_value(v)]).astype(object)
-
-
-def column_seed(seed: int, column: str) -> int:
-    """A seed per (seed, column), stable across processes."""
-    digest = hashlib.sha256(f"{seed}:{column}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
-def real_values(frames: Iterable[pd.DataFrame], columns: Collection[str]) -> set[str]:
-    """Every real value of the PII columns, normalised (the reference of the replay gate)."""
-    out: set[str] = set()
-    for df in frames:
-        for col in columns:
-            if col in df.columns:
-                out.update(normalise_value(v) for v in df[col].dropna().tolist())
-    out.discard("")
-    return out
-
-
-def apply_plan(
-    df: pd.DataFrame,
-    plan: PiiPlan,
-    seed: int,
-    avoid: Mapping[str, Collection[str]],
-    columns: list[str] | None = None,
-    pseudonymous: bool = False,
-) -> pd.DataFrame:
-    """Put the plan's PII columns back into a sampled frame (or replace them in real rows).
-
-    `pseudonymous=False` (synthetic rows): one fresh fake per row. `pseudonymous=True` (real rows):
-    one fake per distinct real value. Policy ``drop`` removes the columns. `columns` restores
-    the original column order.
-    """
-    out = df.copy()
-    for col in plan.columns:
-        if plan.policy == "drop":
-            out = out.drop(columns=[col.column], errors="ignore")
-            continue
-        s = column_seed(seed, col.column)
-        if pseudonymous and col.column in out.columns:
-            out[col.column] = pseudonymise(
-                out[col.column], col.kind, s, plan.locale, avoid.get(col.column, ()), col.shapes
-            )
-        else:
-            out[col.column] = fake_values(col.kind, len(out), s, plan.locale, avoid.get(col.column, ()), col.shapes)
-    if columns is not None:
-        out = out[[c for c in columns if c in out.columns]]
-    return out
-
-
-# --- the replay gate ----------------------------------------------------------------------------
-
-
-def gate_columns(real: pd.DataFrame, plan: PiiPlan) -> list[str]:
-    """The columns whose real values the replay gate protects: the plan's plus those detection
-    finds in `real` now (whatever `detect` says), minus the plan's `ignore` list."""
-    cols = set(plan.names)
-    for col in real.columns:
-        if col not in cols and col not in plan.ignore and detect_column(col, real[col]):
-            cols.add(col)
-    return [c for c in real.columns if c in cols]
-
-
-def mask(value: str) -> str:
-    """A value shown in reports without revealing it (first character and length)."""
-    return f"{value[:1]}***({len(value)} chars)"
-
-
-def replay(release: pd.DataFrame, real: Collection[str], pii_columns: Collection[str]) -> dict[str, Any]:
-    """Real PII values found in a release: in its PII columns (any type) or any text column.
-
-    Returns the number of distinct leaked values, per-column counts and masked examples.
-    """
-    real_set = set(real)
-    leaked: set[str] = set()
-    by_column: dict[str, int] = {}
-    for col in release.columns:
-        s = release[col]
-        if col not in pii_columns and not _is_text(s):
-            continue
-        found = {normalise_value(v) for v in s.dropna().unique().tolist()} & real_set
-        if found:
-            by_column[col] = len(found)
-            leaked |= found
-    return {
-        "leaked_values": len(leaked),
-        "by_column": by_column,
-        "examples": [mask(v) for v in sorted(leaked)[:3]],
-        "real_values_checked": len(real_set),
-        "columns_checked": [c for c in release.columns if c in pii_columns or _is_text(release[c])],
-    }
-
-
-# --- a dataset's plan and real values -----------------------------------------------------------
-
-
 def plan_for_set(
     tables: Mapping[str, pd.DataFrame], cfg: DatasetConfig, lay: Layout, where: str = "fit.pii"
 ) -> PiiPlan:
@@ -555,25 +345,3 @@ def plan_for_set(
     if lay.relational:
         return PiiPlan.from_dict(None)
     return plan_for(tables[lay.main], cfg.fit.pii, cfg.target, where=where)
-
-
-def real_pii_values(paths: DatasetPaths, fit_record: Mapping[str, Any]) -> dict[str, set[str]]:
-    """Per PII column, the real values (train + holdout) a replacement must never equal.
-
-    The files read are checked against the digests the fit record holds (so DVC's dependency on
-    runs/<ds>/fit.json covers them).
-    """
-    import pandas as pd
-
-    from pipelines.io import verify_sha256
-
-    plan = PiiPlan.from_dict(fit_record.get("pii"))
-    if not plan.columns or plan.policy == "drop":
-        return {}
-    frames = []
-    for key, path in (("train", paths.train), ("holdout", paths.holdout)):
-        expected = (fit_record.get(key) or {}).get("sha256")
-        if expected:
-            verify_sha256(path, expected, paths.rel(path), "fit", "re-run `fit`.")
-        frames.append(pd.read_parquet(path, columns=plan.names, engine="pyarrow"))
-    return {c: real_values(frames, [c]) for c in plan.names}
