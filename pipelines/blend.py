@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines import tableset
 from pipelines.contracts import PROVENANCE
 from pipelines.errors import ConfigError
-from pipelines.io import read_json
-from pipelines.records.stages import BlendRecord
+from pipelines.records.stages import BlendRecord, FitRecord, GenerateRecord, IngestRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,8 +70,8 @@ def read_synthetic(paths: DatasetPaths, lay: Layout) -> Tables:
     """Every table of the shards listed in the generate record, concatenated (digests checked)."""
     import pandas as pd
 
-    record = read_json(paths.record("generate"))
-    shards = [tableset.read(paths.root / s["path"], lay, s, "generate") for s in record["shards"]]
+    record = GenerateRecord.read(paths.record("generate"))
+    shards = [tableset.read(paths.root / s.path, lay, s, "generate") for s in record.shards]
     return {t: pd.concat([s[t] for s in shards], ignore_index=True) for t in shards[0]}
 
 
@@ -80,11 +79,11 @@ def _pii_protector(cfg: DatasetConfig, paths: DatasetPaths) -> Callable[[pd.Data
     """Pseudonymise (or drop) the PII columns of real rows per the fit record's plan."""
     from pipelines import pii
 
-    fit_record = read_json(paths.record("fit"))
-    plan = pii.PiiPlan.from_dict(fit_record.get("pii"))
+    fit = FitRecord.read(paths.record("fit"))
+    plan = pii.PiiPlan.from_dict(fit.pii)
     if not plan.columns or cfg.blend.strategy == "synthetic_only":
         return None
-    avoid = pii.real_pii_values(paths, fit_record)
+    avoid = pii.real_pii_values(paths, fit)
     return lambda real: pii.apply_plan(real, plan, cfg.seed, avoid, pseudonymous=True)
 
 
@@ -94,10 +93,12 @@ def _classes(cfg: DatasetConfig, paths: DatasetPaths) -> tuple[str, dict[Any, fl
 
     if cfg.blend.strategy != "rebalance":
         return None
-    fit_record = read_json(paths.record("fit"))
-    protected = [c["column"] for c in (fit_record.get("pii") or {}).get("columns", [])]
-    column, shares = rebalance.class_shares(cfg, fit_record.get("domain") or {}, protected)
-    sampled = read_json(paths.record("generate")).get("rebalance") or {}
+    from pipelines import pii
+
+    fit = FitRecord.read(paths.record("fit"))
+    protected = pii.PiiPlan.from_dict(fit.pii).names
+    column, shares = rebalance.class_shares(cfg, fit.domain, protected)
+    sampled = GenerateRecord.read(paths.record("generate")).rebalance or {}
     if sampled.get("column") != column or sampled.get("shares") != dict(cfg.blend.shares):
         raise ConfigError(
             [
@@ -116,7 +117,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
 
     lay = tableset.layout(cfg)
     synthetic = read_synthetic(paths, lay)
-    train = tableset.read(paths.train, lay, read_json(paths.record("ingest"))["train"], "ingest")
+    train = tableset.read(paths.train, lay, IngestRecord.read(paths.record("ingest")).train, "ingest")
     classes = _classes(cfg, paths)
     out = {t: df.assign(**{PROVENANCE: "synthetic"}) for t, df in synthetic.items()}
     out[lay.main] = blend(

@@ -10,8 +10,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pipelines import engines, metadata, pii, tableset
-from pipelines.io import read_json, sha256_file, write_json
-from pipelines.records.stages import FitRecord
+from pipelines.io import sha256_file, write_json
+from pipelines.records.base import FileEntry
+from pipelines.records.stages import FitRecord, IngestRecord
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -28,8 +29,8 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     from pipelines.rebalance import domain
 
     lay = tableset.layout(cfg)
-    ingest = read_json(paths.record("ingest"))
-    train = tableset.read(paths.train, lay, ingest["train"], "ingest")
+    ingest = IngestRecord.read(paths.record("ingest"))
+    train = tableset.read(paths.train, lay, ingest.train, "ingest")
     md = metadata.load(paths)
     metadata.check(md, train, cfg.source, paths.rel(paths.metadata))
     plan = pii.plan_for_set(train, cfg, lay)
@@ -72,8 +73,8 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             engine=engine.info.describe(),
             params=dict(cfg.fit.params),
             seed=cfg.seed,
-            train=ingest["train"],
-            holdout={"path": ingest["holdout"]["path"], "sha256": ingest["holdout"]["sha256"]},
+            train=ingest.train,
+            holdout=FileEntry(path=ingest.holdout.path, sha256=ingest.holdout.sha256),
             metadata={"path": paths.rel(paths.metadata), "sha256": sha256_file(paths.metadata)},
             model={"path": paths.rel(paths.model), "sha256": model_sha, **model_info},
             fit_seconds=round(fit_seconds, 3),

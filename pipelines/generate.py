@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines import engines, pii, tableset
 from pipelines.engines import SampleRequest
 from pipelines.errors import InvalidInputError
-from pipelines.io import read_json
-from pipelines.records.stages import GenerateRecord
+from pipelines.records.stages import FitRecord, GenerateRecord, IngestRecord
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -71,15 +70,9 @@ def condition_groups(cfg: DatasetConfig, paths: DatasetPaths, total: int) -> lis
     rebalancing = cfg.blend.strategy == "rebalance"
     if not cfg.generate.conditions and not rebalancing:
         return None
-    fit_record = read_json(paths.record("fit"))
-    dom = fit_record.get("domain")
-    if dom is None:
-        raise InvalidInputError(
-            str(paths.record("fit").relative_to(paths.root)),
-            ["this fit record has no value domain (made by an older version)"],
-            hint="Re-run `fit` before sampling with conditions.",
-        )
-    protected = [c["column"] for c in (fit_record.get("pii") or {}).get("columns", [])]
+    fit = FitRecord.read(paths.record("fit"))
+    dom = fit.domain
+    protected = pii.PiiPlan.from_dict(fit.pii).names
     conditions = rebalance.check_conditions(
         cfg.generate.conditions, dom, protected, f"datasets.{cfg.name}.generate.conditions"
     )
@@ -94,7 +87,7 @@ def target_rows(cfg: DatasetConfig, paths: DatasetPaths) -> int:
     """generate.rows, or the size of the main table's train split when it is null."""
     if cfg.generate.rows is not None:
         return cfg.generate.rows
-    return tableset.rows_of(read_json(paths.record("ingest"))["train"], tableset.layout(cfg))
+    return tableset.rows_of(IngestRecord.read(paths.record("ingest")).train, tableset.layout(cfg))
 
 
 def shards_for(cfg: DatasetConfig, paths: DatasetPaths) -> list[Shard]:
@@ -114,13 +107,13 @@ def shards_for(cfg: DatasetConfig, paths: DatasetPaths) -> list[Shard]:
 
 def load_context(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     """What every shard needs: the fit record, the real PII values to avoid, the engine and model."""
-    fit_record = read_json(paths.record("fit"))
-    engine = engines.get(fit_record["synthesizer"])
+    fit = FitRecord.read(paths.record("fit"))
+    engine = engines.get(fit.synthesizer)
     return {
-        "fit": fit_record,
-        "avoid": pii.real_pii_values(paths, fit_record),
+        "fit": fit,
+        "avoid": pii.real_pii_values(paths, fit),
         "engine": engine,
-        "model": engine.load(paths.model, fit_record["model"]["sha256"], paths.rel(paths.model)),
+        "model": engine.load(paths.model, fit.model.sha256, paths.rel(paths.model)),
     }
 
 
@@ -133,12 +126,12 @@ def run_shard(
     """
     lay = tableset.layout(cfg)
     context = context or load_context(cfg, paths)
-    fit_record = context["fit"]
+    fit: FitRecord = context["fit"]
     request = SampleRequest(
         rows=shard.rows,
         seed=shard.seed,
         main=lay.main,
-        train_rows=tableset.rows_of(fit_record["train"], lay),
+        train_rows=tableset.rows_of(fit.train, lay),
         conditions=dict(shard.conditions),
     )
     started = time.perf_counter()
@@ -149,11 +142,9 @@ def run_shard(
             paths.rel(paths.model),
             [f"shard {shard.index}: sampled {len(tables[lay.main])} rows, expected {shard.rows}"],
         )
-    plan = pii.PiiPlan.from_dict(fit_record.get("pii"))
+    plan = pii.PiiPlan.from_dict(fit.pii)
     if plan.columns:
-        tables[lay.main] = pii.apply_plan(
-            tables[lay.main], plan, shard.seed, context["avoid"], columns=fit_record.get("columns")
-        )
+        tables[lay.main] = pii.apply_plan(tables[lay.main], plan, shard.seed, context["avoid"], columns=fit.columns)
     path = paths.shard(shard.index)
     written = tableset.describe(paths, path, tableset.write(path, tables, lay))
     return {
@@ -175,7 +166,7 @@ def finalize(cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[s
     for stale in paths.synthetic_dir.glob("part-*.parquet"):
         if stale.name not in expected:
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()  # a folder: a shard of a table set
-    fit_record = read_json(paths.record("fit"))
+    fit = FitRecord.read(paths.record("fit"))
     shard_results = sorted(shard_results, key=lambda r: r["index"])
     total = sum(r["rows"] for r in shard_results)
     with tracking.stage_run(cfg, paths, "generate") as handle:
@@ -189,9 +180,9 @@ def finalize(cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[s
             seed=cfg.seed,
             shard_rows=cfg.generate.shard_rows,
             shards=shard_results,
-            model={"sha256": fit_record["model"]["sha256"]},
-            pii=fit_record.get("pii"),
-            columns=fit_record.get("columns"),
+            model={"sha256": fit.model.sha256},
+            pii=fit.pii,
+            columns=fit.columns,
             conditions=dict(cfg.generate.conditions),
             rebalance=_rebalance_record(cfg, shard_results),
             mlflow=handle.as_record(),

@@ -118,8 +118,17 @@ def write(target: Path, tables: Mapping[str, pd.DataFrame], lay: Layout) -> dict
     return _write_folder(target, tables)
 
 
-def rows_of(entry: Mapping[str, Any], lay: Layout) -> int:
+Entry = Mapping[str, Any] | Any
+"""A record's entry for a table set: a mapping, or a typed `records.base.TableSetEntry`."""
+
+
+def _entry(entry: Entry) -> Mapping[str, Any]:
+    return entry.model_dump(mode="json") if hasattr(entry, "model_dump") else entry
+
+
+def rows_of(entry: Entry, lay: Layout) -> int:
     """Rows of the main table in a record entry of a table set."""
+    entry = _entry(entry)
     if "tables" in entry:
         return int(entry["tables"][lay.main]["rows"])
     return int(entry["rows"])
@@ -148,9 +157,9 @@ def _read_folder(base: Path, names: list[str] | None) -> Tables:
     return out
 
 
-def verify(path: Path, entry: Mapping[str, Any], record: str) -> None:
+def verify(path: Path, entry: Entry, record: str) -> None:
     """IntegrityError unless a table set still has the digests its `record` entry holds."""
-    path = Path(path)
+    path, entry = Path(path), _entry(entry)
     fix = f"re-run `{record}`."
     if "tables" not in entry:
         verify_sha256(path, entry["sha256"], entry.get("path", str(path)), record, fix)
@@ -159,10 +168,11 @@ def verify(path: Path, entry: Mapping[str, Any], record: str) -> None:
         verify_sha256(table_path(path, table), want["sha256"], want.get("path", table), record, fix)
 
 
-def read(path: Path, lay: Layout, entry: Mapping[str, Any] | None = None, record: str = "") -> Tables:
+def read(path: Path, lay: Layout, entry: Entry | None = None, record: str = "") -> Tables:
     """Read a table set written by `write`; with the `record` stage's `entry` for it, check its
     digests first (IntegrityError naming the file when one changed)."""
     path = Path(path)
+    entry = None if entry is None else _entry(entry)
     if entry is not None:
         verify(path, entry, record)
     if lay.single:

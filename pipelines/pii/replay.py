@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 from pipelines.pii.detect import PiiPlan, detect_column, is_text, normalise_value
@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from pipelines.paths import DatasetPaths
+    from pipelines.records.stages import FitRecord
 
 
 def real_values(frames: Iterable[pd.DataFrame], columns: Collection[str]) -> set[str]:
@@ -64,7 +65,7 @@ def replay(release: pd.DataFrame, real: Collection[str], pii_columns: Collection
     }
 
 
-def real_pii_values(paths: DatasetPaths, fit_record: Mapping[str, Any]) -> dict[str, set[str]]:
+def real_pii_values(paths: DatasetPaths, fit: FitRecord) -> dict[str, set[str]]:
     """Per PII column, the real values (train + holdout) a replacement must never equal.
 
     The files read are checked against the digests the fit record holds (so DVC's dependency on
@@ -74,13 +75,11 @@ def real_pii_values(paths: DatasetPaths, fit_record: Mapping[str, Any]) -> dict[
 
     from pipelines.io import verify_sha256
 
-    plan = PiiPlan.from_dict(fit_record.get("pii"))
+    plan = PiiPlan.from_dict(fit.pii)
     if not plan.columns or plan.policy == "drop":
         return {}
     frames = []
-    for key, path in (("train", paths.train), ("holdout", paths.holdout)):
-        expected = (fit_record.get(key) or {}).get("sha256")
-        if expected:
-            verify_sha256(path, expected, paths.rel(path), "fit", "re-run `fit`.")
-        frames.append(pd.read_parquet(path, columns=plan.names, engine="pyarrow"))
+    for entry in (fit.train, fit.holdout):
+        verify_sha256(paths.root / entry.path, entry.sha256, entry.path, "fit", "re-run `fit`.")
+        frames.append(pd.read_parquet(paths.root / entry.path, columns=plan.names, engine="pyarrow"))
     return {c: real_values(frames, [c]) for c in plan.names}
