@@ -23,6 +23,15 @@ from pipelines.errors import GateFailed, IntegrityError
 from pipelines.gitinfo import code_version, runner_info
 from pipelines.io import dumps_json, read_json, sha256_file
 from pipelines.locks import file_lock
+from pipelines.records.release import (
+    BlendSummary,
+    GateVerdict,
+    Manifest,
+    MlflowRuns,
+    ModelSummary,
+    ReleaseAttempt,
+)
+from pipelines.records.stages import BlendRecord, FitRecord, GenerateRecord, IngestRecord
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -57,8 +66,9 @@ def recover(paths: DatasetPaths) -> None:
 def _append_attempt(paths: DatasetPaths, entry: dict[str, Any]) -> None:
     log = paths.attempts_log
     log.parent.mkdir(parents=True, exist_ok=True)
+    line = ReleaseAttempt.model_validate(entry).model_dump(mode="json")
     with open(log, "a", encoding="utf-8") as f:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
+        f.write(json.dumps(line, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -70,12 +80,19 @@ def current_version(paths: DatasetPaths) -> int:
     return int(read_json(paths.manifest).get("version", 0))
 
 
-def load_records(paths: DatasetPaths) -> dict[str, dict[str, Any]]:
-    """Every upstream stage's run record; checks they describe the same pipeline run."""
-    records = {stage: read_json(paths.record(stage)) for stage in UPSTREAM}
-    if tableset.digest(paths.blended) != records["blend"]["blended"]["sha256"]:
+def load_records(paths: DatasetPaths) -> dict[str, Any]:
+    """Every upstream stage's run record, typed; checks they describe the same pipeline run."""
+    records: dict[str, Any] = {
+        "ingest": IngestRecord.read(paths.record("ingest")),
+        "fit": FitRecord.read(paths.record("fit")),
+        "generate": GenerateRecord.read(paths.record("generate")),
+        "blend": BlendRecord.read(paths.record("blend")),
+        "validate": read_json(paths.record("validate")),
+    }
+    blended = records["blend"].blended.sha256
+    if tableset.digest(paths.blended) != blended:
         raise IntegrityError(f"{paths.rel(paths.blended)}: changed since blend recorded it; re-run blend")
-    if records["validate"]["blended_sha256"] != records["blend"]["blended"]["sha256"]:
+    if records["validate"]["blended_sha256"] != blended:
         raise IntegrityError("validation report is for another blended file; re-run validate")
     return records
 
@@ -83,60 +100,63 @@ def load_records(paths: DatasetPaths) -> dict[str, dict[str, Any]]:
 def build_manifest(
     cfg: DatasetConfig,
     paths: DatasetPaths,
-    records: dict[str, dict[str, Any]],
+    records: dict[str, Any],
     validation: dict[str, Any],
     version: int,
     handle: Any,
-) -> dict[str, Any]:
-    """The release manifest: what, from where, by which code, params, model and checks."""
+) -> Manifest:
+    """The release manifest: what, from where, by which code, params, engine, model and checks."""
     from pipelines.config import recorded_defaults
 
-    ingest, fit = records["ingest"], records["fit"]
-    return {
-        "dataset": cfg.name,
-        "version": version,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "synthgate_version": __version__,
-        "files": [],
-        "source": {**ingest["source"], "snapshot_sha256": ingest["snapshot"]["sha256"]},
-        "split": {
-            **ingest["split"],
-            "train_rows": ingest["train"]["rows"],
-            "holdout_rows": ingest["holdout"]["rows"],
-            "train_sha256": ingest["train"]["sha256"],
-            "holdout_sha256": ingest["holdout"]["sha256"],
+    ingest: IngestRecord = records["ingest"]
+    fit: FitRecord = records["fit"]
+    blend: BlendRecord = records["blend"]
+    stage_runs = {s: (r["mlflow"]["run_id"] if isinstance(r, dict) else r.mlflow.run_id) for s, r in records.items()}
+    return Manifest(
+        dataset=cfg.name,
+        version=version,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        synthgate_version=__version__,
+        files=[],
+        rows=blend.rows,
+        source={**ingest.source, "snapshot_sha256": ingest.snapshot.sha256},
+        split={
+            **ingest.split.model_dump(mode="json"),
+            "train_rows": ingest.train.rows,
+            "holdout_rows": ingest.holdout.rows,
+            "train_sha256": ingest.train.sha256,
+            "holdout_sha256": ingest.holdout.sha256,
         },
         **code_version(paths.root),
-        "params": cfg.to_params(),
-        "mlflow": {
-            "experiment": handle.experiment_name,
-            "run_id": handle.parent_run_id,
-            "stage_runs": {**{s: r["mlflow"]["run_id"] for s, r in records.items()}, "release": handle.run_id},
-        },
-        "model": {
-            "synthesizer": fit["synthesizer"],
-            "uri": fit["model"].get("mlflow_model_uri"),
-            "sha256": fit["model"]["sha256"],
-            "registered_model": fit["model"].get("registered_model"),
-            "registered_version": fit["model"].get("registered_version"),
-        },
-        "gates": [
-            {k: g[k] for k in ("name", "value", "threshold", "comparison", "passed")} for g in validation["gates"]
-        ],
-        "gx": records["validate"]["gx"],
-        "blend": {
-            "strategy": records["blend"]["strategy"],
-            "rows_by_provenance": records["blend"]["rows_by_provenance"],
-            "contains_real_rows": records["blend"]["rows_by_provenance"].get("real", 0) > 0,
-        },
-        "records": {s: sha256_file(paths.record(s)) for s in UPSTREAM},
-        "runner": runner_info(),
-        "param_defaults": recorded_defaults(cfg, paths.root),
-    }
+        params=cfg.to_params(),
+        param_defaults=recorded_defaults(cfg, paths.root),
+        mlflow=MlflowRuns(
+            experiment=handle.experiment_name,
+            run_id=handle.parent_run_id,
+            stage_runs={**stage_runs, "release": handle.run_id},
+        ),
+        model=ModelSummary(
+            synthesizer=fit.synthesizer,
+            engine=fit.engine,
+            uri=fit.model.mlflow_model_uri,
+            sha256=fit.model.sha256,
+            registered_model=fit.model.registered_model,
+            registered_version=fit.model.registered_version,
+        ),
+        gates=[GateVerdict.model_validate(g) for g in validation["gates"]],
+        gx=records["validate"]["gx"],
+        blend=BlendSummary(
+            strategy=blend.strategy,
+            rows_by_provenance=blend.rows_by_provenance,
+            contains_real_rows=blend.rows_by_provenance.get("real", 0) > 0,
+        ),
+        records={s: sha256_file(paths.record(s)) for s in UPSTREAM},
+        runner=runner_info(),
+    )
 
 
 def publish(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> dict[str, Any]:
-    """Assemble the new release beside the old one, then swap it in."""
+    """Assemble the new release beside the old one, then swap it in (the manifest gets its files)."""
     from pipelines.report import with_lineage
 
     parent = paths.release_dir.parent
@@ -151,7 +171,7 @@ def publish(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> 
         report = new / paths.release_report.name
         report.write_text(with_lineage(report_page, manifest), encoding="utf-8")
         manifest["files"].append({"path": paths.rel(paths.release_report), "rows": None, "sha256": sha256_file(report)})
-        text = dumps_json(manifest)
+        text = dumps_json(Manifest.model_validate(manifest).model_dump(mode="json"))
         (new / "manifests").mkdir(exist_ok=True)
         (new / "manifests" / f"v{manifest['version']:04d}.json").write_text(text, encoding="utf-8")
         (new / paths.manifest.name).write_text(text, encoding="utf-8")
@@ -185,7 +205,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             attempt = {
                 "dataset": cfg.name,
                 "attempted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "source_sha256": records["ingest"]["source"]["sha256"],
+                "source_sha256": records["ingest"].source["sha256"],
                 "mlflow_run_id": handle.parent_run_id,
                 "runner": runner_info(),
                 "gates": [{k: g[k] for k in ("name", "value", "threshold", "passed")} for g in validation["gates"]],
@@ -198,8 +218,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 mlflow.MlflowClient().set_tag(handle.parent_run_id, "synthgate.verdict", "blocked")
                 tracking.end_pipeline(handle, success=False)
                 raise GateFailed(cfg.name, failed)
-            manifest = build_manifest(cfg, paths, records, validation, version, handle)
-            manifest["rows"] = records["blend"]["rows"]
+            manifest = build_manifest(cfg, paths, records, validation, version, handle).model_dump(mode="json")
             page = paths.report_html.read_text(encoding="utf-8")
             manifest = publish(paths, manifest, page)
             mlflow.log_artifact(str(paths.manifest), artifact_path="release")
