@@ -8,8 +8,10 @@ import pytest
 
 from pipelines.config import GatesConfig
 from pipelines.contracts import PROVENANCE, build_suite, run_suite
+from pipelines.gates import gate
+from pipelines.gates.privacy import privacy_gates
+from pipelines.gates.utility import utility_gate
 from pipelines.ingest import split
-from pipelines.validate import gate, privacy_gates, utility_gate
 
 GATES = GatesConfig(sample_rows=2000)
 

@@ -1,0 +1,1 @@
+"""Typed run records, manifest and validation report; see each module."""
