@@ -341,6 +341,26 @@ class GatesConfig(_Model):
         description="rows sampled per side for the quality, diagnostic and privacy gates (the utility gate uses "
         "at least 20,000); not a threshold: more rows give steadier figures, more slowly",
     )
+    utility_rows: int = Field(
+        default=20_000,
+        ge=100,
+        description="rows per side the utility gate trains on at least (it uses the larger of this and sample_rows)",
+    )
+    gx_release_min: float = Field(
+        default=1.0, ge=0, le=1, description="share of the release suite's expectations the release must meet"
+    )
+    constraints_min: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="share of released rows that must obey each business rule (fit.constraints)",
+    )
+    referential_integrity_min: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="relational: share of non-missing synthetic foreign keys that must match a parent row",
+    )
 
 
 class DatasetConfig(_Model):

@@ -172,10 +172,11 @@ def utility(
     holdout: pd.DataFrame,
     target: str,
     seed: int,
-    sample_rows: int = 20_000,
+    sample_rows: int,
 ) -> UtilityFigures:
-    """Fit the same gradient-boosting model on real train and on synthetic rows; score both
-    on the real holdout (ROC AUC for two classes, macro F1 for more, R^2 for numbers)."""
+    """Fit the same gradient-boosting model on real train and on synthetic rows (up to
+    `sample_rows` each); score both on the real holdout (ROC AUC for two classes, macro F1 for
+    more, R^2 for numbers)."""
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor

@@ -8,8 +8,10 @@ import pytest
 
 from pipelines.config import GatesConfig
 from pipelines.contracts import PROVENANCE, build_suite, run_suite
-from pipelines.ingest import split
-from pipelines.validate import gate, privacy_gates, utility_gate
+from pipelines.gates import gate
+from pipelines.gates.privacy import privacy_gates
+from pipelines.gates.utility import utility_gate
+from pipelines.tableset import split_frame
 
 GATES = GatesConfig(sample_rows=2000)
 
@@ -19,7 +21,7 @@ def hdma_split():
     from tests.conftest import HDMA
 
     df = pd.read_csv(HDMA).drop(columns=["Unnamed: 0"])
-    train, holdout, _ = split(df, 0.3, 1, "deny")
+    train, holdout, _ = split_frame(df, 0.3, 1, "deny")
     return train, holdout
 
 
@@ -71,7 +73,7 @@ def test_utility_handles_regression_targets():
     from tests.conftest import DIAMONDS
 
     df = pd.read_csv(DIAMONDS, nrows=3000).drop(columns=["Unnamed: 0"])
-    train, holdout, _ = split(df, 0.3, 1, None)
+    train, holdout, _ = split_frame(df, 0.3, 1, None)
     result, figures = utility_gate(train, train, holdout, "price", GATES, seed=1)
     assert figures["task"] == "regression" and figures["trtr"] > 0.9 and result.passed
 

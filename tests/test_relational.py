@@ -197,6 +197,7 @@ def test_drop_and_error_policies(src, make_workspace):
 def test_dangling_key_and_repeated_primary_key_fail_their_gates(validated):
     from sdv.metadata import Metadata
 
+    from pipelines import validate
     from pipelines.contracts import load_suite
 
     p = paths_for("nyc", validated)
@@ -207,7 +208,7 @@ def test_dangling_key_and_repeated_primary_key_fail_their_gates(validated):
     broken = {k: v.copy() for k, v in blended.items()}
     broken["flights"].loc[broken["flights"].index[0], "tailnum"] = "N0WHERE"
     broken["planes"].loc[broken["planes"].index[1], "tailnum"] = broken["planes"]["tailnum"].iloc[2]
-    outcome = relational.evaluate(cfg, broken, train, holdout, metadata, load_suite(p.release_suite))
+    outcome = validate.evaluate(cfg, broken, train, holdout, metadata, load_suite(p.release_suite))
     gates = {g.name: g for g in outcome["gates"]}
     assert not gates["referential_integrity"].passed and "dangling" in gates["referential_integrity"].explanation
     assert (
@@ -215,6 +216,32 @@ def test_dangling_key_and_repeated_primary_key_fail_their_gates(validated):
     )
     assert not gates["primary_keys"].passed
     assert not gates["gx_release"].passed  # the release suite expects unique primary keys too
+
+
+def test_pii_gate_checks_every_table_and_honours_ignore(validated):
+    """An identifier column in a parent table is protected (named `table.column`) unless
+    `fit.pii.ignore` lists it; a release that copies it fails the replay gate."""
+    from pipelines.gates import GateContext
+    from pipelines.gates.pii import PiiReplay, protected_columns
+    from pipelines.tableset import layout, read_folder
+
+    train = read_folder(paths_for("nyc", validated).train)
+    train["planes"]["owner_email"] = [f"owner{i}@example.org" for i in range(len(train["planes"]))]
+    release = {"planes": train["planes"].assign(**{PROVENANCE: "synthetic"})}
+
+    def context(overrides=None) -> GateContext:
+        cfg = load(validated, "nyc", overrides)
+        return GateContext(
+            cfg=cfg, layout=layout(cfg), blended=release, train=train, holdout={}, metadata=None, suite={}
+        )
+
+    ctx = context()
+    assert protected_columns(ctx) == {"planes": ["owner_email"]}
+    result, figures = PiiReplay().evaluate(ctx)
+    assert not result.passed and result.value == len(train["planes"])
+    assert "'planes.owner_email'" in result.explanation and "owner1@example.org" not in result.explanation
+    assert figures["pii"]["planes"]["pii_columns"] == ["owner_email"]
+    assert protected_columns(context({"fit": {"pii": {"ignore": ["planes.owner_email"]}}})) == {}
 
 
 # --- bad input ----------------------------------------------------------------------------------

@@ -1,0 +1,11 @@
+"""Release gates: one module per family, one registry (`registry.GATES`), one typed result each.
+
+Families: `contract` (GX release suite, synthetic rows present), `keys` (referential integrity,
+primary keys), `pii` (PII replay), `constraints` (business rules), `quality` (SDMetrics quality
+and diagnostic), `privacy` (exact copies, DCR share), `utility` (TSTR vs TRTR).
+"""
+
+from pipelines.gates.base import Gate, GateContext, GateResult, gate
+from pipelines.gates.registry import GATES, register
+
+__all__ = ["GATES", "Gate", "GateContext", "GateResult", "gate", "register"]

@@ -1,0 +1,169 @@
+"""What every gate shares: the typed result, the context it reads and the `Gate` protocol.
+
+A gate compares one figure with one threshold. Its threshold is the `GatesConfig` field named by
+`param` (params.yaml `gates:`), or, where no tolerance makes sense, a named module constant
+(`param` is then None). Gates of one family that share a computation (quality and diagnostic
+from one SDMetrics run) compute it once per context through `GateContext.memo`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.contracts import PROVENANCE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipelines.config import DatasetConfig
+    from pipelines.tableset import Layout, Tables
+
+Figures = dict[str, Any]
+"""Figures behind a gate, merged into `validation.json`'s `figures`."""
+
+T = TypeVar("T")
+
+
+class GateResult(BaseModel):
+    """One gate's verdict: a figure compared with a threshold from params.yaml."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="the gate's name, e.g. quality or dcr_share")
+    value: float = Field(description="the measured figure (rounded to 6 decimals)")
+    threshold: float = Field(description="the limit the figure is compared with")
+    comparison: Literal[">=", "<="] = Field(description="how value must compare with threshold to pass")
+    passed: bool = Field(description="whether the comparison holds")
+    explanation: str = Field(description="what the figure means and what was compared")
+
+
+def gate(name: str, value: float, threshold: float, comparison: Literal[">=", "<="], explanation: str) -> GateResult:
+    """Build a gate result, deciding `passed` from the comparison."""
+    passed = value >= threshold if comparison == ">=" else value <= threshold
+    return GateResult(
+        name=name,
+        value=round(float(value), 6),
+        threshold=float(threshold),
+        comparison=comparison,
+        passed=bool(passed),
+        explanation=explanation,
+    )
+
+
+@dataclass
+class GateContext:
+    """Everything a gate may read about one release: tables by name, records, config.
+
+    `blended`, `train` and `holdout` are the table sets as read (every column; `blended` with
+    `_provenance`); `synthetic` holds the synthetic rows of each blended table without
+    `_provenance`; `learned` names, per table, the columns the generator learned (PII left out).
+    """
+
+    cfg: DatasetConfig
+    layout: Layout
+    blended: Tables
+    train: Tables
+    holdout: Tables
+    metadata: Any
+    suite: dict[str, Any]
+    fit_record: dict[str, Any] = field(default_factory=dict)
+    blend_record: dict[str, Any] = field(default_factory=dict)
+    synthetic: Tables = field(init=False, repr=False)
+    learned: dict[str, list[str]] = field(init=False)
+    _memo: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from pipelines.pii import PiiPlan
+
+        self.synthetic = {
+            t: df[df[PROVENANCE] == "synthetic"].drop(columns=[PROVENANCE]) for t, df in self.blended.items()
+        }
+        hidden = set(PiiPlan.from_dict(self.fit_record.get("pii")).names)  # never learned (fit left them out)
+        self.learned = {t: [c for c in df.columns if c not in hidden] for t, df in self.train.items()}
+
+    @property
+    def main(self) -> str:
+        """The main table: split into train/holdout, and the one privacy and utility compare."""
+        return self.layout.main
+
+    @property
+    def has_synthetic_rows(self) -> bool:
+        """Whether every table has synthetic rows to measure."""
+        return all(len(df) for df in self.synthetic.values())
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A computation several gates share, run once per context."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def threshold(self, gate: Gate) -> float:
+        """The gate's threshold: its `param` field of the dataset's `gates:` settings."""
+        if gate.param is None:
+            raise ValueError(f"gate {gate.name!r} has a fixed threshold (no param)")
+        return float(getattr(self.cfg.gates, gate.param))
+
+    def learned_only(self, tables: Mapping[str, pd.DataFrame]) -> Tables:
+        """Each table restricted to its learned columns (in train order)."""
+        return {t: df[[c for c in self.learned[t] if c in df.columns]] for t, df in tables.items()}
+
+    def attributes(self) -> list[str]:
+        """The main table's learned columns minus its keys: what privacy and utility compare."""
+        from pipelines.keys import key_columns
+
+        keys = set(key_columns(self.cfg.source, self.main)) if self.layout.relational else set()
+        return [c for c in self.learned[self.main] if c not in keys]
+
+    def row_counts(self) -> dict[str, int]:
+        """The `rows` figure: blended and synthetic rows of a single table, synthetic rows per table of a set."""
+        if self.layout.single:
+            return {"blended": len(self.blended[self.main]), "synthetic": len(self.synthetic[self.main])}
+        return {t: len(df) for t, df in self.synthetic.items()}
+
+
+class Gate(Protocol):
+    """One release check. Register it (`pipelines.gates.registry.register`) and validate runs it."""
+
+    @property
+    def name(self) -> str:
+        """The gate's name in validation.json, the manifest and MLflow (`gate.<name>`)."""
+        ...
+
+    @property
+    def param(self) -> str | None:
+        """The `GatesConfig` field holding the threshold, or None for a fixed (named constant) one."""
+        ...
+
+    def applies(self, ctx: GateContext) -> bool:
+        """Whether the gate means anything for this release (e.g. key gates need keys)."""
+        ...
+
+    def evaluate(self, ctx: GateContext) -> tuple[GateResult, Figures]:
+        """The verdict and the figures behind it."""
+        ...
+
+
+@dataclass(frozen=True)
+class FamilyGate:
+    """A gate whose result comes from a computation shared with its family and run once.
+
+    `family(ctx)` returns every result of the family by name and the family's figures.
+    """
+
+    name: str
+    param: str | None
+    family: Callable[[GateContext], tuple[dict[str, GateResult], Figures]]
+    when: Callable[[GateContext], bool]
+
+    def applies(self, ctx: GateContext) -> bool:
+        """Whether the family applies to this release."""
+        return self.when(ctx)
+
+    def evaluate(self, ctx: GateContext) -> tuple[GateResult, Figures]:
+        """This gate's result and the family's figures."""
+        results, figures = ctx.memo(self.family, lambda: self.family(ctx))
+        return results[self.name], figures

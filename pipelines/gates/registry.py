@@ -1,0 +1,32 @@
+"""The registered gates, in the order validate runs them and reports list them.
+
+A new gate is one module (a class with `name`, `param`, `applies` and `evaluate`; see
+`pipelines.gates.base.Gate`) and one line here, or a `register(...)` call.
+"""
+
+from __future__ import annotations
+
+from pipelines.gates import constraints, contract, keys, pii, privacy, quality, utility
+from pipelines.gates.base import Gate
+
+GATES: list[Gate] = [
+    contract.GxRelease(),
+    keys.REFERENTIAL_INTEGRITY,
+    keys.PRIMARY_KEYS,
+    pii.PiiReplay(),
+    constraints.Constraints(),
+    contract.SyntheticRows(),
+    quality.QUALITY,
+    quality.DIAGNOSTIC,
+    privacy.EXACT_COPIES,
+    privacy.DCR_SHARE,
+    utility.Utility(),
+]
+
+
+def register(new: Gate) -> Gate:
+    """Add a gate after the registered ones (its name must be new); returns it."""
+    if any(g.name == new.name for g in GATES):
+        raise ValueError(f"a gate named {new.name!r} is registered already")
+    GATES.append(new)
+    return new
