@@ -245,12 +245,15 @@ def schema_problems(df: pd.DataFrame, suite_json: dict[str, Any]) -> list[str]:
 
 
 def suite_for(suite_json: dict[str, Any], table: str, lay: Layout) -> dict[str, Any]:
-    """The part of a suite file for one table: all of it for a single table; for a table set,
-    the expectations tagged `meta.table` = `table` (one suite file holds every table's)."""
-    if lay.single:
-        return suite_json
-    exps = [e for e in suite_json["expectations"] if (e.get("meta") or {}).get("table") == table]
-    return {**suite_json, "name": f"{suite_json.get('name', 'suite')}.{table}", "expectations": exps}
+    """The part of a suite file for one table of a set.
+
+    One suite file holds every table's expectations: one tagged `meta.table` belongs to that
+    table, an untagged one to the main table (a single table's suite, and the expectations of
+    business rules added after `expectations init`).
+    """
+    exps = [e for e in suite_json["expectations"] if (e.get("meta") or {}).get("table", lay.main) == table]
+    name = suite_json.get("name", "suite")
+    return {**suite_json, "name": name if lay.single else f"{name}.{table}", "expectations": exps}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Business rules (`fit.constraints` in params.yaml): the validated models of each kind of rule.
 
 pipelines/constraints.py turns them into SDV constraints (at fit), GX expectations (in the
-release suite) and the `constraints` gate's adherence figures; pipelines/config.py validates
+release suite) and the `constraints` gate's adherence figures; pipelines/config/ validates
 them as part of `FitConfig`.
 """
 

@@ -269,16 +269,10 @@ def split_frame(
 
 def table_source(src: SourceConfig, lay: Layout, table: str) -> SourceConfig:
     """The source settings of one table: the source itself, or the table's file inside `source.path`."""
-    from pipelines.config import SourceConfig
-
     if lay.single:
         return src
-    return SourceConfig(
-        path=str(Path(src.path) / src.tables[table].file),
-        format=src.format,
-        delimiter=src.delimiter,
-        encoding=src.encoding,
-    )
+    path = str(Path(src.path) / src.tables[table].file)
+    return src.model_copy(update={"path": path, "tables": {}, "relationships": (), "main_table": None})
 
 
 def source_digest(digests: Mapping[str, str], lay: Layout) -> str:

@@ -94,18 +94,22 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
 
     from pipelines import report, tableset, tracking
     from pipelines.contracts import load_suite
-    from pipelines.io import read_json, write_json
-    from pipelines.records.validation import FileDigest, GxRecord, ValidateRecord, ValidationReport
+    from pipelines.io import read_json, sha256_file, write_json
+    from pipelines.records.base import FileEntry
+    from pipelines.records.stages import BlendRecord, FitRecord, IngestRecord
+    from pipelines.records.validation import GxRecord, ValidateRecord, ValidationReport
 
     lay = tableset.layout(cfg)
-    ingest, fit_record, blend_record = (read_json(paths.record(s)) for s in ("ingest", "fit", "blend"))
-    blended = tableset.read(paths.blended, lay, blend_record["blended"])
-    train = tableset.read(paths.train, lay, ingest["train"])
-    holdout = tableset.read(paths.holdout, lay, ingest["holdout"])
+    ingest = IngestRecord.read(paths.record("ingest"))
+    fit = FitRecord.read(paths.record("fit"))
+    blend = BlendRecord.read(paths.record("blend"))
+    blended = tableset.read(paths.blended, lay, blend.blended, "blend")
+    train = tableset.read(paths.train, lay, ingest.train, "ingest")
+    holdout = tableset.read(paths.holdout, lay, ingest.holdout, "ingest")
     metadata = Metadata.load_from_dict(read_json(paths.model_metadata))
     suite = load_suite(paths.release_suite)
     with tracking.stage_run(cfg, paths, "validate") as handle:
-        outcome = evaluate(cfg, blended, train, holdout, metadata, suite, fit_record, blend_record)
+        outcome = evaluate(cfg, blended, train, holdout, metadata, suite, fit.to_json(), blend.to_json())
         privacy = outcome["figures"].get("privacy", {})
         dcr = {k: privacy.pop(k) for k in ("dcr_synthetic_train", "dcr_holdout_train") if k in privacy}
         validation = ValidationReport.of(cfg.name, outcome["gates"], outcome["figures"], lay.relational).to_json()
@@ -118,24 +122,26 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
         mlflow.log_metric("gates.passed", float(validation["passed"]))
         for path in (paths.validation, paths.gx_result, paths.report_html):
             mlflow.log_artifact(str(path), artifact_path="validation")
-        suite_file = FileDigest.of(paths.root, paths.release_suite)
-        result_file = FileDigest.of(paths.root, paths.gx_result)
+
+        def entry(path: Any) -> FileEntry:
+            return FileEntry(path=paths.rel(path), sha256=sha256_file(path))
+
         record = ValidateRecord(
             dataset=cfg.name,
             relational=lay.relational,
             passed=validation["passed"],
             failed=[g["name"] for g in validation["gates"] if not g["passed"]],
-            validation=FileDigest.of(paths.root, paths.validation),
+            validation=entry(paths.validation),
             gx=GxRecord(
-                suite=suite_file.path,
-                suite_sha256=suite_file.sha256,
+                suite=paths.rel(paths.release_suite),
+                suite_sha256=sha256_file(paths.release_suite),
                 success=outcome["gx"].success,
-                result=result_file.path,
-                result_sha256=result_file.sha256,
+                result=paths.rel(paths.gx_result),
+                result_sha256=sha256_file(paths.gx_result),
             ),
-            report=FileDigest.of(paths.root, paths.report_html),
-            blended_sha256=tableset.digest(paths.blended),
+            report=entry(paths.report_html),
+            blended_sha256=blend.blended.sha256,
             mlflow=handle.as_record(),
-        ).to_json()
-        write_json(paths.record("validate"), record)
-    return record
+        )
+        record.write(paths.record("validate"))
+    return record.to_json()

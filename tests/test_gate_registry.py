@@ -86,19 +86,23 @@ def test_a_failing_registered_gate_blocks_the_release(blended, toy):
 
 def test_validate_writes_typed_records_that_name_their_files(blended):
     from pipelines.io import sha256_file
+    from pipelines.records.stages import BlendRecord, IngestRecord
     from pipelines.records.validation import ValidateRecord, ValidationReport
 
     record = run_stages(blended, "hdma", ("validate",))
     p = paths_for("hdma", blended)
     assert read_json(p.record("validate")) == record and "relational" not in record
-    typed = ValidateRecord.model_validate(record)
+    typed = ValidateRecord.read(p.record("validate"))
     assert typed.to_json() == record
-    assert [(f.path, f.sha256) for f in typed.outputs()] == [
+    upstream = {"ingest": IngestRecord.read(p.record("ingest")), "blend": BlendRecord.read(p.record("blend"))}
+    assert [(f.path, f.sha256) for f in typed.outputs(upstream)] == [
         (p.rel(f), sha256_file(f)) for f in (p.validation, p.gx_result, p.report_html)
     ]
-    assert [(f.path, f.sha256) for f in typed.inputs()] == [
-        (p.rel(p.blended), sha256_file(p.blended)),
-        (p.rel(p.release_suite), sha256_file(p.release_suite)),
+    assert [(f.role, f.path, f.sha256) for f in typed.inputs(upstream)] == [
+        ("blended", p.rel(p.blended), sha256_file(p.blended)),
+        ("train", p.rel(p.train), sha256_file(p.train)),
+        ("holdout", p.rel(p.holdout), sha256_file(p.holdout)),
+        ("release_contract", p.rel(p.release_suite), sha256_file(p.release_suite)),
     ]
     validation = read_json(p.validation)
     assert ValidationReport.model_validate(validation).to_json() == validation

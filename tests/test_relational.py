@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines import keys, relational, tableset
+from pipelines import keys, tableset
 from pipelines.config import SourceConfig
 from pipelines.contracts import PROVENANCE
 from pipelines.errors import ConfigError, InvalidInputError

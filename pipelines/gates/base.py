@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pipelines.contracts import PROVENANCE
+from pipelines.records.validation import GateResult, gate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,32 +25,6 @@ Figures = dict[str, Any]
 """Figures behind a gate, merged into `validation.json`'s `figures`."""
 
 T = TypeVar("T")
-
-
-class GateResult(BaseModel):
-    """One gate's verdict: a figure compared with a threshold from params.yaml."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str = Field(description="the gate's name, e.g. quality or dcr_share")
-    value: float = Field(description="the measured figure (rounded to 6 decimals)")
-    threshold: float = Field(description="the limit the figure is compared with")
-    comparison: Literal[">=", "<="] = Field(description="how value must compare with threshold to pass")
-    passed: bool = Field(description="whether the comparison holds")
-    explanation: str = Field(description="what the figure means and what was compared")
-
-
-def gate(name: str, value: float, threshold: float, comparison: Literal[">=", "<="], explanation: str) -> GateResult:
-    """Build a gate result, deciding `passed` from the comparison."""
-    passed = value >= threshold if comparison == ">=" else value <= threshold
-    return GateResult(
-        name=name,
-        value=round(float(value), 6),
-        threshold=float(threshold),
-        comparison=comparison,
-        passed=bool(passed),
-        explanation=explanation,
-    )
 
 
 @dataclass
@@ -167,3 +140,6 @@ class FamilyGate:
         """This gate's result and the family's figures."""
         results, figures = ctx.memo(self.family, lambda: self.family(ctx))
         return results[self.name], figures
+
+
+__all__ = ["FamilyGate", "Figures", "Gate", "GateContext", "GateResult", "gate"]

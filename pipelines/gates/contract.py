@@ -7,73 +7,23 @@ of business rules added after `expectations init`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipelines.gates.base import Figures, GateContext, GateResult, gate
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from pipelines.contracts import GxResult
+    from pipelines.contracts import SetResult
 
 MIN_SYNTHETIC_ROWS = 1
 """Fixed: a table without synthetic rows leaves nothing to measure (not a quality knob)."""
 
 
-@dataclass(frozen=True)
-class SuiteRun:
-    """A release suite run over a table set: each table's GX result and their totals."""
-
-    suite: str
-    results: dict[str, GxResult]
-    raw: dict[str, Any]
-    """What `reports/<ds>/gx_release.json` holds: GX's result, or one per table for several."""
-
-    @property
-    def evaluated(self) -> int:
-        """Expectations evaluated over every table."""
-        return sum(r.evaluated for r in self.results.values())
-
-    @property
-    def successful(self) -> int:
-        """Expectations met over every table."""
-        return sum(r.successful for r in self.results.values())
-
-    @property
-    def success(self) -> bool:
-        """Whether every expectation of every table was met."""
-        return all(r.success for r in self.results.values())
-
-    @property
-    def failures(self) -> list[str]:
-        """One line per failed expectation (prefixed by its table when there are several)."""
-        several = len(self.results) > 1
-        return [f"table '{t}': {f}" if several else f for t, r in self.results.items() for f in r.failures]
-
-
-def _suite_for(suite: dict[str, Any], table: str, main: str, several: bool) -> dict[str, Any]:
-    exps = [e for e in suite["expectations"] if (e.get("meta") or {}).get("table", main) == table]
-    name = suite.get("name", "suite")
-    return {**suite, "name": f"{name}.{table}" if several else name, "expectations": exps}
-
-
-def run_release_suite(tables: Mapping[str, pd.DataFrame], suite: dict[str, Any], main: str) -> SuiteRun:
-    """Run each table of a set against its expectations of the suite (GX Core)."""
-    from pipelines.contracts import run_suite
-
-    several = len(tables) > 1
-    results = {t: run_suite(df, _suite_for(suite, t, main, several)) for t, df in tables.items()}
-    raw = {t: r.raw for t, r in results.items()} if several else results[main].raw
-    return SuiteRun(suite.get("name", "suite"), results, raw)
-
-
-def suite_run(ctx: GateContext) -> SuiteRun:
+def suite_run(ctx: GateContext) -> SetResult:
     """The release suite (plus the business rules' expectations) run on the blended tables, once."""
+    from pipelines.contracts import run_suites
     from pipelines.gates.constraints import suite_with_rules
 
-    return ctx.memo(run_release_suite, lambda: run_release_suite(ctx.blended, suite_with_rules(ctx)[0], ctx.main))
+    return ctx.memo(suite_run, lambda: run_suites(ctx.blended, suite_with_rules(ctx)[0], ctx.layout))
 
 
 class GxRelease:

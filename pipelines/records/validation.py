@@ -1,46 +1,49 @@
 """The validate stage's outputs as typed models: the report (`reports/<ds>/validation.json`, a DVC
 metric) and the run record (`runs/<ds>/validate.json`).
 
-Both serialise (`to_json`) to the JSON the stage has always written: release, lineage and
-OpenLineage read it. `relational` is written only for a table set.
+Both serialise to the JSON the stage has always written: release, lineage and OpenLineage read it.
+`relational` is written only for a table set.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from pipelines.gates.base import GateResult
-from pipelines.io import sha256_file
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    relational: bool = Field(default=False, description="a relational table set (written only when true)")
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object the stage writes (plain Python values, keys as today)."""
-        return self.model_dump(exclude=None if self.relational else {"relational"})
+from pipelines.records.base import FileEntry, FileRef, Model, StageRecord
 
 
-class FileDigest(BaseModel):
-    """A workspace file (or table-set folder) and the sha256 it had when read or written."""
+class GateResult(Model):
+    """One gate's verdict: a figure compared with a threshold from params.yaml."""
 
-    model_config = ConfigDict(frozen=True)
-
-    path: str = Field(description="path relative to the workspace root")
-    sha256: str = Field(description="sha256 of the file, or tree digest of a table-set folder")
-
-    @classmethod
-    def of(cls, root: Path, path: Path) -> FileDigest:
-        """The digest of a file under `root`, now."""
-        return cls(path=str(Path(path).relative_to(root)), sha256=sha256_file(path))
+    name: str = Field(description="the gate's name, e.g. quality or dcr_share")
+    value: float = Field(description="the measured figure (rounded to 6 decimals)")
+    threshold: float = Field(description="the limit the figure is compared with")
+    comparison: Literal[">=", "<="] = Field(description="how value must compare with threshold to pass")
+    passed: bool = Field(description="whether the comparison holds")
+    explanation: str = Field(description="what the figure means and what was compared")
 
 
-class ValidationReport(_Record):
+def gate(name: str, value: float, threshold: float, comparison: Literal[">=", "<="], explanation: str) -> GateResult:
+    """Build a gate result, deciding `passed` from the comparison."""
+    passed = value >= threshold if comparison == ">=" else value <= threshold
+    return GateResult(
+        name=name,
+        value=round(float(value), 6),
+        threshold=float(threshold),
+        comparison=comparison,
+        passed=bool(passed),
+        explanation=explanation,
+    )
+
+
+def _only_when_true(value: bool) -> bool:
+    return not value
+
+
+class ValidationReport(Model):
     """Every gate's verdict and the figures behind them."""
 
     dataset: str = Field(description="the dataset's name in params.yaml")
@@ -48,6 +51,9 @@ class ValidationReport(_Record):
     gates: list[GateResult] = Field(description="one result per applicable gate, in registry order")
     figures: dict[str, Any] = Field(
         description="figures behind the gates: rows, sdmetrics properties, privacy, utility, pii, integrity, ..."
+    )
+    relational: bool = Field(
+        default=False, description="a table set with keys (written only when true)", exclude_if=_only_when_true
     )
 
     @classmethod
@@ -57,11 +63,13 @@ class ValidationReport(_Record):
             dataset=dataset, passed=all(g.passed for g in gates), gates=gates, figures=figures, relational=relational
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object the stage writes."""
+        return self.model_dump(mode="json")
 
-class GxRecord(BaseModel):
+
+class GxRecord(Model):
     """The release suite, its overall verdict and GX's full result."""
-
-    model_config = ConfigDict(frozen=True)
 
     suite: str = Field(description="path of the release suite (expectations/<ds>.release.json)")
     suite_sha256: str = Field(description="sha256 of the suite file as run")
@@ -70,30 +78,32 @@ class GxRecord(BaseModel):
     result_sha256: str = Field(description="sha256 of GX's result")
 
 
-class ValidateRecord(_Record):
+class ValidateRecord(StageRecord):
     """The validate stage's run record: what it checked, what it wrote, its MLflow run."""
 
-    stage: Literal["validate"] = Field(default="validate", description="the stage that wrote the record")
-    dataset: str = Field(description="the dataset's name in params.yaml")
+    stage: ClassVar[str] = "validate"
+    relational: bool = Field(
+        default=False, description="a table set with keys (written only when true)", exclude_if=_only_when_true
+    )
     passed: bool = Field(description="every gate passed")
     failed: list[str] = Field(description="names of the gates that failed")
-    validation: FileDigest = Field(description="the validation report written (validation.json)")
+    validation: FileEntry = Field(description="the validation report written (validation.json)")
     gx: GxRecord = Field(description="the release suite run")
-    report: FileDigest = Field(description="the HTML report written (report.html)")
+    report: FileEntry = Field(description="the HTML report written (report.html)")
     blended_sha256: str = Field(description="digest of the blended table set that was validated")
-    mlflow: dict[str, Any] = Field(description="the stage's MLflow run: run_id, parent_run_id, experiment")
 
-    def inputs(self) -> list[FileDigest]:
-        """The files whose digests this record pins as read: the blended table set and the suite.
+    def inputs(self, upstream: Mapping[str, StageRecord]) -> list[FileRef]:
+        blend, ingest = upstream["blend"], upstream["ingest"]
+        return [
+            FileRef("blended", blend.blended.path, self.blended_sha256),  # type: ignore[attr-defined]
+            ingest.train.ref("train"),  # type: ignore[attr-defined]
+            ingest.holdout.ref("holdout"),  # type: ignore[attr-defined]
+            FileRef("release_contract", self.gx.suite, self.gx.suite_sha256),
+        ]
 
-        (The train and holdout splits are pinned by the ingest record; validate checks them against it.)
-        """
-        from pipelines.paths import DatasetPaths
-
-        blended = DatasetPaths(Path(), self.dataset).blended
-        suite = FileDigest(path=self.gx.suite, sha256=self.gx.suite_sha256)
-        return [FileDigest(path=str(blended), sha256=self.blended_sha256), suite]
-
-    def outputs(self) -> list[FileDigest]:
-        """The files the stage wrote: the validation report, GX's result and the HTML report."""
-        return [self.validation, FileDigest(path=self.gx.result, sha256=self.gx.result_sha256), self.report]
+    def outputs(self, upstream: Mapping[str, StageRecord]) -> list[FileRef]:
+        return [
+            FileRef("validation", self.validation.path, self.validation.sha256),
+            FileRef("gx_result", self.gx.result, self.gx.result_sha256),
+            FileRef("report", self.report.path, self.report.sha256),
+        ]

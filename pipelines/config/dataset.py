@@ -1,0 +1,102 @@
+"""One dataset's effective settings, and the whole params file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from pipelines.config.base import StrictModel
+from pipelines.config.sections import BlendConfig, FitConfig, GatesConfig, GenerateConfig, IngestConfig
+from pipelines.config.source import SourceConfig
+from pipelines.errors import ConfigError
+from pipelines.tableset import layout
+
+
+class DatasetConfig(StrictModel):
+    """One dataset's effective settings (its block merged over `defaults`)."""
+
+    name: str
+    source: SourceConfig
+    target: str | None = None
+    seed: int = Field(ge=0, lt=2**32)
+    default: bool = True
+    description: str = ""
+    schedule: str | None = None
+    tags: tuple[str, ...] = ()
+    ingest: IngestConfig
+    fit: FitConfig
+    generate: GenerateConfig
+    blend: BlendConfig
+    gates: GatesConfig
+
+    @model_validator(mode="after")
+    def _cross_section_rules(self) -> DatasetConfig:
+        problems = []
+        pii = set(self.fit.pii.columns)
+        if self.target and self.target in pii:
+            problems.append(
+                f"fit.pii.columns: '{self.target}' is the target; PII is never learned, so it cannot be "
+                "predicted: choose another target or remove it from fit.pii.columns"
+            )
+        for col in sorted(set(self.generate.conditions) & pii):
+            problems.append(f"generate.conditions: '{col}' is a PII column (never learned, cannot be a condition)")
+        problems += self._engine_problems()
+        if layout(self).relational:
+            problems += self._relational_problems()
+        if self.blend.strategy == "rebalance":
+            column = self.blend.column or self.target
+            if not column:
+                problems.append("blend.column: strategy 'rebalance' needs `column` (or a dataset target)")
+            elif column in pii:
+                problems.append(f"blend.column: '{column}' is a PII column and cannot be rebalanced")
+            elif column in self.generate.conditions:
+                problems.append(f"blend.column: '{column}' is also fixed by generate.conditions; use one or the other")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _engine_problems(self) -> list[str]:
+        """The engine must support the dataset's kind (one table, or several with keys)."""
+        from pipelines import engines
+
+        info = engines.REGISTRY[self.fit.synthesizer].info
+        relational = layout(self).relational
+        if relational and not info.multi_table:
+            multi = [n for n, e in engines.REGISTRY.items() if e.info.multi_table]
+            return [
+                f"fit.synthesizer: '{info.name}' fits one table; relational datasets are fitted with one of {multi}"
+            ]
+        if not relational and not info.single_table:
+            return [f"fit.synthesizer: '{info.name}' fits several tables; declare them in source.tables"]
+        return []
+
+    def _relational_problems(self) -> list[str]:
+        unsupported = {
+            "generate.conditions": bool(self.generate.conditions) and "not supported for relational datasets",
+            "blend.strategy": self.blend.strategy != "synthetic_only"
+            and "relational datasets are released synthetic_only",
+            "fit.constraints": bool(self.fit.constraints) and "not supported for relational datasets yet",
+            "fit.pii.columns": bool(self.fit.pii.columns)
+            and "not supported for relational datasets yet (the pii_replay gate still checks detected PII)",
+        }
+        return [f"{key}: {why}" for key, why in unsupported.items() if why]
+
+    def to_params(self) -> dict[str, Any]:
+        """The effective params as plain JSON (for MLflow and the manifest)."""
+        return self.model_dump(mode="json")
+
+
+class Params(StrictModel):
+    """The whole params.yaml, validated."""
+
+    defaults: dict[str, Any]
+    datasets: dict[str, DatasetConfig]
+
+    def dataset(self, name: str) -> DatasetConfig:
+        """One dataset's config, or a ConfigError naming the datasets that exist."""
+        try:
+            return self.datasets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.datasets)) or "none"
+            raise ConfigError([f"datasets.{name}: no such dataset (configured: {known})"]) from None

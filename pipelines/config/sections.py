@@ -1,0 +1,236 @@
+"""The sections of a dataset block: ingest, fit (with pii), generate, blend, gates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
+
+from pydantic import Field, field_validator, model_validator
+
+from pipelines.config.base import StrictModel
+from pipelines.rules import ConstraintRule
+
+
+class IngestConfig(StrictModel):
+    """Reading, normalising and splitting the real data."""
+
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=0.9)
+    drop_columns: tuple[str, ...] = ()
+    min_rows: int = Field(default=50, ge=2)
+    orphans: Literal["nullify", "drop", "error"] = Field(
+        default="nullify",
+        description="relational datasets: a foreign key with no parent row is set to null (nullify), "
+        "its row is dropped (drop), or ingest fails (error)",
+    )
+
+
+PiiKind = Literal[
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "phone_number",
+    "address",
+    "street_address",
+    "ssn",
+    "credit_card",
+    "iban",
+    "ipv4",
+    "id",
+]
+"""Kinds of personal identifier Synthgate detects and replaces (see pipelines/pii.py)."""
+
+PII_KINDS: tuple[str, ...] = get_args(PiiKind)
+
+
+def _no_yaml_booleans(value: Any, what: str) -> Any:
+    """YAML 1.1 reads unquoted yes/no/on/off as booleans: say so instead of a type error."""
+    if isinstance(value, Mapping):
+        bad = [k for k in value if isinstance(k, bool)]
+        if bad:
+            raise ValueError(
+                f"{what} key {bad[0]!r} is a boolean: YAML reads unquoted yes/no/on/off/true/false "
+                'as booleans; quote the value ("yes")'
+            )
+    return value
+
+
+class PiiConfig(StrictModel):
+    """Personal identifiers: detected or declared, never learned, replaced or dropped."""
+
+    detect: bool = Field(default=True, description="detect PII columns by name and value patterns")
+    policy: Literal["replace", "drop"] = Field(
+        default="replace", description="replace: Faker values (never a real one); drop: remove the column"
+    )
+    locale: str = Field(
+        default="en_US",
+        pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+        description="Faker locale of the replacement values, e.g. en_US, de_DE, fr_FR",
+    )
+    columns: dict[str, PiiKind] = Field(
+        default_factory=dict, description="declared PII columns: column -> kind (name, email, ...)"
+    )
+    ignore: tuple[str, ...] = Field(default=(), description="columns detection must leave alone")
+
+    @model_validator(mode="after")
+    def _declared_not_ignored(self) -> PiiConfig:
+        both = sorted(set(self.columns) & set(self.ignore))
+        if both:
+            raise ValueError(f"columns {both} are both declared PII (columns) and ignored (ignore)")
+        return self
+
+
+class FitConfig(StrictModel):
+    """Which synthesizer, with which constructor arguments."""
+
+    synthesizer: str = Field(
+        default="gaussian_copula", description="the engine that fits the data (`synthgate engines` lists them)"
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of that engine")
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    constraints: tuple[ConstraintRule, ...] = Field(
+        default=(), description="business rules enforced at fit time and gated before release"
+    )
+
+    @model_validator(mode="after")
+    def _known_params(self) -> FitConfig:
+        from pipelines import engines
+
+        if self.synthesizer not in engines.REGISTRY:
+            raise ValueError(
+                f"synthesizer {self.synthesizer!r} is not a known engine (known: {', '.join(engines.REGISTRY)})"
+            )
+        accepted = engines.REGISTRY[self.synthesizer].info.params
+        unknown = sorted(set(self.params) - accepted)
+        if unknown:
+            allowed = ", ".join(sorted(accepted))
+            raise ValueError(f"params {unknown} are not arguments of {self.synthesizer} (allowed: {allowed})")
+        labels = [r.label for r in self.constraints]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"constraints: rules {dupes} are listed twice")
+        return self
+
+
+class GenerateConfig(StrictModel):
+    """How many rows to sample, in shards of how many rows."""
+
+    rows: int | None = Field(default=None, ge=1, description="null: as many rows as the train split")
+    shard_rows: int = Field(default=50_000, ge=100)
+    conditions: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="conditional sampling: every generated row has these values, e.g. {deny: 'yes'}",
+    )
+
+
+class BlendConfig(StrictModel):
+    """How synthetic rows are combined with real train rows."""
+
+    strategy: Literal["synthetic_only", "augment", "rebalance"] = "synthetic_only"
+    real_ratio: float = Field(
+        default=0.0,
+        ge=0,
+        le=10,
+        description="augment/rebalance: real rows added per synthetic row (rebalance: optional)",
+    )
+    column: str | None = Field(default=None, description="rebalance: the class column (null: the dataset's target)")
+    shares: dict[str, float] = Field(
+        default_factory=dict,
+        description="rebalance: requested share per class, e.g. {'yes': 0.5}; unlisted classes "
+        "share the rest in their real proportions",
+    )
+
+    @field_validator("shares", mode="before")
+    @classmethod
+    def _quoted_classes(cls, value: Any) -> Any:
+        return _no_yaml_booleans(value, "class")
+
+    @model_validator(mode="after")
+    def _ratio_matches_strategy(self) -> BlendConfig:
+        if self.strategy == "augment" and self.real_ratio <= 0:
+            raise ValueError("strategy 'augment' needs real_ratio > 0")
+        if self.strategy == "synthetic_only" and self.real_ratio != 0:
+            raise ValueError("real_ratio is only used with strategy 'augment' or 'rebalance'")
+        if self.strategy == "rebalance":
+            if not self.shares:
+                raise ValueError("strategy 'rebalance' needs `shares`, e.g. {'yes': 0.5}")
+            bad = {k: v for k, v in self.shares.items() if not 0 < v <= 1}
+            if bad:
+                raise ValueError(f"shares must lie in (0, 1]; got {bad}")
+            if sum(self.shares.values()) > 1 + 1e-9:
+                raise ValueError(f"shares add up to {sum(self.shares.values()):g}, more than 1")
+        # `shares`/`column` are ignored by other strategies (a run can switch rebalancing off with
+        # {"blend": {"strategy": "synthetic_only"}}: an override cannot empty a mapping)
+        return self
+
+
+class GatesConfig(StrictModel):
+    """Release thresholds; a release needs every gate to pass.
+
+    Each field's `description` is the help text of its Airflow trigger-form field (the form
+    lists every field of this model), so a new gate setting needs nothing more than its field.
+    """
+
+    quality_min: float = Field(
+        default=0.75,
+        ge=0,
+        le=1,
+        description="lowest SDMetrics quality score (0-1: column shapes and pair trends of the synthetic rows vs "
+        "the train split); the quality gate passes when score >= this; default 0.75: close, not perfect, likeness",
+    )
+    diagnostic_min: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="lowest SDMetrics diagnostic score (0-1: valid ranges, categories, keys and column types); "
+        "the diagnostic gate passes when score >= this; default 0.95: almost every value is a valid one",
+    )
+    exact_copies_max: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="highest share of synthetic rows identical to a training row; the exact_copies gate passes "
+        "when share <= this; default 0.01: at most 1 row in 100 may be a copy",
+    )
+    dcr_share_max: float = Field(
+        default=0.60,
+        ge=0,
+        le=1,
+        description="highest share of synthetic rows closer to a training row than to a holdout row (DCR); the "
+        "dcr_share gate passes when share <= this; about 0.5 when nothing is memorised, default 0.60 allows a "
+        "little closeness",
+    )
+    utility_gap_max: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="highest TRTR - TSTR gap on the real holdout (a model trained on real vs on synthetic rows; "
+        "datasets with a target only); the utility gate passes when gap <= this; default 0.15: the synthetic-"
+        "trained model scores at most 0.15 lower",
+    )
+    sample_rows: int = Field(
+        default=5_000,
+        ge=100,
+        description="rows sampled per side for the quality, diagnostic and privacy gates (the utility gate uses "
+        "at least 20,000); not a threshold: more rows give steadier figures, more slowly",
+    )
+    utility_rows: int = Field(
+        default=20_000,
+        ge=100,
+        description="rows per side the utility gate trains on at least (it uses the larger of this and sample_rows)",
+    )
+    gx_release_min: float = Field(
+        default=1.0, ge=0, le=1, description="share of the release suite's expectations the release must meet"
+    )
+    constraints_min: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="share of released rows that must obey each business rule (fit.constraints)",
+    )
+    referential_integrity_min: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="relational: share of non-missing synthetic foreign keys that must match a parent row",
+    )

@@ -1,0 +1,101 @@
+"""`source:` of a dataset block: where the real data comes from (one table, or several with keys)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pipelines.config.base import NAME_PATTERN, StrictModel
+from pipelines.errors import ConfigError
+
+
+class TableSource(StrictModel):
+    """One table of a relational dataset: its file (inside `source.path`) and primary key."""
+
+    file: str = Field(description="file name inside the `source.path` folder (csv or parquet, per `format`)")
+    primary_key: str | None = Field(default=None, description="the column that identifies a row")
+
+
+class Relationship(StrictModel):
+    """A foreign key: `child.child_key` refers to `parent.parent_key` (the parent's primary key)."""
+
+    parent: str
+    child: str
+    parent_key: str
+    child_key: str
+
+    @property
+    def label(self) -> str:
+        """`child.child_key -> parent.parent_key`."""
+        return f"{self.child}.{self.child_key} -> {self.parent}.{self.parent_key}"
+
+
+class SourceConfig(StrictModel):
+    """Where the real data comes from."""
+
+    path: str = Field(description="CSV/parquet file, or for format=sql the file holding the query")
+    format: Literal["csv", "parquet", "sql"] = "csv"
+    url: str | None = Field(default=None, description="SQLAlchemy URL for format=sql; `env:VAR` reads it from VAR")
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    tables: dict[str, TableSource] = Field(
+        default_factory=dict, description="relational datasets: table name -> file and primary key"
+    )
+    relationships: tuple[Relationship, ...] = Field(
+        default=(), description="relational datasets: foreign keys between the tables"
+    )
+    main_table: str | None = Field(
+        default=None, description="relational datasets: the fact table (split, privacy and utility gates)"
+    )
+
+    @model_validator(mode="after")
+    def _sql_needs_url(self) -> SourceConfig:
+        if self.format == "sql" and not self.url:
+            raise ValueError("format 'sql' needs `url` (a SQLAlchemy URL or env:VAR)")
+        if self.format != "sql" and self.url:
+            raise ValueError("`url` is only used with format 'sql'")
+        return self
+
+    @model_validator(mode="after")
+    def _relational_schema(self) -> SourceConfig:
+        if not self.tables:
+            if self.relationships or self.main_table:
+                raise ValueError("`relationships` and `main_table` need `tables` (a relational dataset)")
+            return self
+        problems = []
+        if self.format == "sql":
+            problems.append("relational datasets read csv or parquet files (format 'sql' is not supported)")
+        bad_names = [t for t in self.tables if not NAME_PATTERN.match(t)]
+        if bad_names:
+            problems.append(f"table names {bad_names} must be lowercase letters, digits and _")
+        if self.main_table not in self.tables:
+            problems.append(f"main_table {self.main_table!r} must name one of the tables {sorted(self.tables)}")
+        for rel in self.relationships:
+            for role, table in (("parent", rel.parent), ("child", rel.child)):
+                if table not in self.tables:
+                    problems.append(
+                        f"relationship {rel.label}: {role} table '{table}' is not in `tables` ({sorted(self.tables)})"
+                    )
+            parent = self.tables.get(rel.parent)
+            if parent is not None and parent.primary_key != rel.parent_key:
+                problems.append(
+                    f"relationship {rel.label}: '{rel.parent_key}' must be the primary key of "
+                    f"'{rel.parent}' (declared: {parent.primary_key!r})"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def resolved_url(self) -> str:
+        """The SQLAlchemy URL, reading `env:VAR` from the environment."""
+        if self.url is None:
+            raise ConfigError(["source.url: not set"])
+        if self.url.startswith("env:"):
+            var = self.url[4:]
+            value = os.environ.get(var)
+            if not value:
+                raise ConfigError([f"source.url: environment variable {var} is not set"])
+            return value
+        return self.url
