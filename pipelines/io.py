@@ -79,6 +79,19 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
 
 
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys, e.g. {"gates": {"quality_min": 0.75}} -> {"gates.quality_min": 0.75}.
+
+    An empty dict stays one value (so a key set to `{}` is not lost).
+    """
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
 def write_json(target: Path, obj: Any) -> None:
     """Atomically write stable JSON."""
     write_bytes(target, dumps_json(obj).encode("utf-8"))

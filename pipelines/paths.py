@@ -82,7 +82,7 @@ class DatasetPaths:
 
     @property
     def release_dir(self) -> Path:
-        return self.root / "data" / "release" / self.name
+        return releases_dir(self.root) / self.name
 
     @property
     def release_file(self) -> Path:
@@ -133,6 +133,21 @@ class DatasetPaths:
     def rel(self, path: Path | str) -> str:
         """`path` relative to the workspace root, as records and manifests write it."""
         return str(Path(path).relative_to(self.root))
+
+
+def releases_dir(root: Path) -> Path:
+    """Where every dataset's release folder lives."""
+    return Path(root) / "data" / "release"
+
+
+def mlflow_db(root: Path) -> Path:
+    """The embedded MLflow tracking store (SQLite), when no tracking server is configured."""
+    return Path(root) / "mlflow.db"
+
+
+def mlflow_artifacts(root: Path) -> Path:
+    """The embedded MLflow artifact store, when no tracking server is configured."""
+    return Path(root) / "mlartifacts"
 
 
 def logs_dir(root: Path) -> Path:

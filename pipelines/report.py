@@ -225,15 +225,9 @@ def _differences(params: dict[str, Any], defaults: dict[str, Any] | None) -> lis
     if defaults is None:
         return None
 
-    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
-        if isinstance(value, dict) and value:
-            out: dict[str, Any] = {}
-            for k, v in value.items():
-                out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
-            return out
-        return {prefix: value}
+    from pipelines.io import flatten
 
-    eff, dflt = flat({k: params.get(k) for k in defaults}), flat(defaults)
+    eff, dflt = flatten({k: params.get(k) for k in defaults}), flatten(defaults)
     return [(k, eff.get(k), dflt.get(k)) for k in sorted(set(eff) | set(dflt)) if eff.get(k) != dflt.get(k)]
 
 

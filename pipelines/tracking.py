@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines import openlineage
 from pipelines.gitinfo import code_version, runner_info
 from pipelines.io import read_json, sha256_file
+from pipelines.paths import mlflow_artifacts, mlflow_db
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -31,7 +32,7 @@ PARENT_ENV = "SYNTHGATE_PARENT_RUN_ID"
 
 def tracking_uri(root: Path) -> str:
     """$MLFLOW_TRACKING_URI, else the embedded default `sqlite:///<root>/mlflow.db`."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlflow_db(root)}"
 
 
 def use_store(root: Path) -> str:
@@ -57,7 +58,7 @@ def _artifact_location(root: Path) -> str | None:
     """Embedded default: artifacts under <root>/mlartifacts; a server decides its own."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
-    return (root / "mlartifacts").as_uri()
+    return mlflow_artifacts(root).as_uri()
 
 
 def _experiment_id(client: Any, name: str, root: Path) -> str:
@@ -108,19 +109,11 @@ def _tags(cfg: DatasetConfig, root: Path, stage: str) -> dict[str, str]:
     return tags
 
 
-def _flat(prefix: str, value: Any, out: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = str(value)[:6000]
-
-
 def flatten(params: dict[str, Any]) -> dict[str, str]:
-    """Nested params as dotted MLflow param names."""
-    out: dict[str, str] = {}
-    _flat("", params, out)
-    return out
+    """Nested params as dotted MLflow param names (values as text, at most 6,000 characters)."""
+    from pipelines.io import flatten as dotted
+
+    return {k: str(v)[:6000] for k, v in dotted(params).items()}
 
 
 @contextlib.contextmanager

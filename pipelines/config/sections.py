@@ -80,11 +80,20 @@ class PiiConfig(StrictModel):
         return self
 
 
+def _engine_names(schema: dict[str, Any]) -> None:
+    """The JSON schema of `fit.synthesizer` lists the engines registered when it is generated."""
+    from pipelines import engines
+
+    schema["enum"] = list(engines.REGISTRY)
+
+
 class FitConfig(StrictModel):
     """Which synthesizer, with which constructor arguments."""
 
     synthesizer: str = Field(
-        default="gaussian_copula", description="the engine that fits the data (`synthgate engines` lists them)"
+        default="gaussian_copula",
+        description="the engine that fits the data (`synthgate engines` lists them)",
+        json_schema_extra=_engine_names,
     )
     params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of that engine")
     pii: PiiConfig = Field(default_factory=PiiConfig)

@@ -14,7 +14,7 @@ from pipelines import tableset
 from pipelines.config import PARAM_KEYS
 from pipelines.errors import InvalidInputError
 from pipelines.gitinfo import git
-from pipelines.io import sha256_file
+from pipelines.io import flatten, sha256_file
 from pipelines.lineage.locate import Release, relpath
 from pipelines.paths import paths_for
 
@@ -127,23 +127,13 @@ def check_params(manifest: dict[str, Any], rep: Findings) -> dict[str, Any]:
             "the manifest does not record the defaults of its time: effective params are shown without a comparison"
         )
         return out
-    flat_e, flat_d = _flatten({k: effective.get(k) for k in PARAM_KEYS}), _flatten(defaults)
+    flat_e, flat_d = flatten({k: effective.get(k) for k in PARAM_KEYS}), flatten(defaults)
     out["differences"] = [
         {"key": k, "effective": flat_e.get(k), "default": flat_d.get(k)}
         for k in sorted(set(flat_e) | set(flat_d))
         if flat_e.get(k) != flat_d.get(k)
     ]
     return out
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted keys (an empty dict stays one value)."""
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value}
 
 
 def check_attempt(rel: Release, root: Path, rep: Findings) -> dict[str, Any] | None:

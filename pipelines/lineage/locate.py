@@ -9,7 +9,7 @@ from typing import Any
 
 from pipelines.errors import InvalidInputError
 from pipelines.io import read_json, sha256_file
-from pipelines.paths import paths_for
+from pipelines.paths import paths_for, releases_dir
 
 _REF = re.compile(r"^(?P<ds>[a-z][a-z0-9_]{0,62})@v?(?P<ver>\d+|latest)$")
 _HEX = re.compile(r"^[0-9a-fA-F]{8,64}$")
@@ -29,7 +29,7 @@ class Release:
 
 def find_releases(root: Path, dataset: str | None = None) -> list[Release]:
     """Every manifest on disk (all versions), oldest first per dataset."""
-    base = root / "data" / "release"
+    base = releases_dir(root)
     if dataset is not None:
         names = [dataset]
     else:
