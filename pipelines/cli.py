@@ -123,6 +123,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_engines(args: argparse.Namespace) -> int:
+    from pipelines import engines
+
+    described = [{**e.info.describe(), "params": sorted(e.info.params)} for e in engines.REGISTRY.values()]
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    print(f"{'engine':<16} {'family':<13} {'licence':<10} supports")
+    for d in described:
+        supports = ", ".join(k for k, v in d["supports"].items() if v)
+        print(f"{d['name']:<16} {d['family']:<13} {d['licence']:<10} {supports}")
+    return 0
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     print(summary(args.dataset))
     return 0
@@ -147,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=_cmd_expectations)
     demo = sub.add_parser("demo", help="build every default dataset with `dvc repro` and summarise")
     demo.set_defaults(func=_cmd_demo)
+    en = sub.add_parser("engines", help="the registered engines: family, licence, what they support")
+    en.add_argument("--json", action="store_true", help="print the list as JSON")
+    en.set_defaults(func=_cmd_engines)
     sm = sub.add_parser("summary", help="where a dataset's release is and its gate verdicts")
     sm.add_argument("dataset")
     sm.set_defaults(func=_cmd_summary)

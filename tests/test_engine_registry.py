@@ -65,3 +65,12 @@ def test_a_toy_engine_added_through_the_registry_releases(toy_engine, make_works
         assert released[col].dropna().isin(train[col].dropna()).all(), col
     again = run_stages(ws, "toy", ("generate",))  # sampling is deterministic per shard seed
     assert again["shards"][0]["sha256"] == read_json(p.record("generate"))["shards"][0]["sha256"]
+
+
+def test_engines_command_lists_each_engine_with_its_licence(capsys):
+    from pipelines.cli import main
+
+    assert main(["engines"]) == 0
+    out = capsys.readouterr().out
+    assert "gaussian_copula  copula        BUSL-1.1   single_table, conditions, constraints" in out
+    assert "hma" in out and "multi_table" in out
