@@ -115,27 +115,54 @@ def test_sensitive_config_errors(make_workspace, extra, message):
         load(ws, "hdma")
 
 
-def test_a_sensitive_column_that_is_not_learned_is_named_at_validate(make_workspace, hdma_split):
-    """A column detected as PII after the params were written (here: declared in the fit record)."""
+def _context(cfg, synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, **records):
     from pipelines.contracts import PROVENANCE
     from pipelines.gates import GateContext
-    from pipelines.gates.bias import BIAS_SHARE
     from pipelines.tableset import layout
 
-    ws = make_workspace(init=False, hdma={**small_block(HDMA, None), "sensitive": ["black"]})
-    cfg = load(ws, "hdma")
-    train, holdout = hdma_split
-    plan = {"policy": "replace", "locale": "en_US", "detect": True, "columns": [_pii("black")]}
-    ctx = GateContext(
+    return GateContext(
         cfg=cfg,
         layout=layout(cfg),
-        blended={"hdma": holdout.assign(**{PROVENANCE: "synthetic"})},
+        blended={"hdma": synthetic.assign(**{PROVENANCE: "synthetic"})},
         train={"hdma": train},
         holdout={"hdma": holdout},
         metadata=None,
         suite={},
-        fit_record={"pii": plan},
+        **records,
     )
+
+
+def test_rebalanced_and_conditioned_releases_are_compared_with_matching_train_rows(make_workspace, hdma_split):
+    """A release rebalanced to 50% deny=yes has every group's deny rate raised on purpose: it is
+    compared with train rows weighted to 50%; rows sampled with black=no with train's black=no rows."""
+    from pipelines.gates.bias import BIAS, BIAS_SHARE
+
+    train, holdout = hdma_split
+    block = {**small_block(HDMA, "deny"), "sensitive": ["black"]}
+    cfg = load(make_workspace(init=False, hdma=block), "hdma")
+    half = pd.concat([train[train["deny"] == d].sample(n=600, replace=True, random_state=1) for d in ("yes", "no")])
+    rebalanced = {"rebalance": {"column": "deny", "achieved": {"no": 0.5, "yes": 0.5}}}
+    ctx = _context(cfg, half, train, holdout, blend_record=rebalanced)
+    result, figures = BIAS.evaluate(ctx)
+    assert result.passed and BIAS_SHARE.evaluate(ctx)[0].passed, figures["bias"]
+    assert "weighted to the release's shares of 'deny'" in figures["bias"]["reference"]
+    assert not BIAS.evaluate(_context(cfg, half, train, holdout))[0].passed  # against the plain train split
+
+    cfg = load(make_workspace(init=False, hdma={**block, "generate": {"conditions": {"black": "no"}}}), "hdma")
+    only_no = holdout[holdout["black"] == "no"]
+    ctx = _context(cfg, only_no, train, holdout)
+    assert BIAS.evaluate(ctx)[0].passed and BIAS_SHARE.evaluate(ctx)[0].passed
+    assert "'black' in ['no'] (generate.conditions)" in BIAS.evaluate(ctx)[1]["bias"]["reference"]
+
+
+def test_a_sensitive_column_that_is_not_learned_is_named_at_validate(make_workspace, hdma_split):
+    """A column detected as PII after the params were written (here: declared in the fit record)."""
+    from pipelines.gates.bias import BIAS_SHARE
+
+    ws = make_workspace(init=False, hdma={**small_block(HDMA, None), "sensitive": ["black"]})
+    train, holdout = hdma_split
+    plan = {"policy": "replace", "locale": "en_US", "detect": True, "columns": [_pii("black")]}
+    ctx = _context(load(ws, "hdma"), holdout, train, holdout, fit_record={"pii": plan})
     assert BIAS_SHARE.applies(ctx)
     with pytest.raises(InvalidInputError, match=r"sensitive column 'black' .* is not a learned column"):
         BIAS_SHARE.evaluate(ctx)

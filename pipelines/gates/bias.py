@@ -51,7 +51,7 @@ def _groups(real: pd.Series, synthetic: pd.Series) -> tuple[pd.Series, pd.Series
     if not numeric or real.nunique() <= MAX_GROUPS:
         return label(real), label(synthetic)
     bins = [-np.inf, *np.unique(real.quantile([0.25, 0.5, 0.75]).to_numpy()), np.inf]
-    return tuple(label(pd.cut(s.astype(float), bins)) for s in (real, synthetic))  # type: ignore[return-value]
+    return label(pd.cut(real.astype(float), bins)), label(pd.cut(synthetic.astype(float), bins))
 
 
 def _outcome(real: pd.Series, synthetic: pd.Series) -> tuple[pd.Series, pd.Series, str, float]:
@@ -61,7 +61,11 @@ def _outcome(real: pd.Series, synthetic: pd.Series) -> tuple[pd.Series, pd.Serie
     if is_classification(real):
         counts = real.dropna().astype(str).value_counts()
         rare = min(counts[counts == counts.min()].index)  # the rarest class (ties: the first by name)
-        return (real.astype(str) == rare).astype(float), (synthetic.astype(str) == rare).astype(float), rare, 1.0
+
+        def is_rare(s: pd.Series) -> pd.Series:
+            return (s.astype(str) == rare).astype(float).where(s.notna())  # a missing target is not counted
+
+        return is_rare(real), is_rare(synthetic), rare, 1.0
     values = real.astype(float)
     return values, synthetic.astype(float), "mean", float(values.std()) or 1.0
 
@@ -128,14 +132,14 @@ def column_figures(
         groups[name] = row
     out: dict[str, Any] = {"groups": groups, "share_gap": max(r["share_gap"] for r in groups.values())}
     if target:
-        compared = {name: r for name, r in groups.items() if r["compared"]}
-        out["target_gap"] = max((r["target_gap"] for r in compared.values()), default=0.0)
-        if compared:  # the groups furthest apart in train, and the same difference in the synthetic rows
-            high = max(compared, key=lambda n: compared[n]["target_real"])
-            low = min(compared, key=lambda n: compared[n]["target_real"])
+        rated = {name: r for name, r in groups.items() if r["compared"]}
+        out["target_gap"] = max((r["target_gap"] for r in rated.values()), default=0.0)
+        if rated:  # the groups furthest apart in train, and the same difference in the synthetic rows
+            high = max(rated, key=lambda n: rated[n]["target_real"])
+            low = min(rated, key=lambda n: rated[n]["target_real"])
             out["disparity_groups"] = [high, low]
             for side in ("real", "synthetic"):
-                out[f"disparity_{side}"] = _num(compared[high][f"target_{side}"] - compared[low][f"target_{side}"])
+                out[f"disparity_{side}"] = _num(rated[high][f"target_{side}"] - rated[low][f"target_{side}"])
     return out
 
 
