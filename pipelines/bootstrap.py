@@ -31,8 +31,8 @@ def init_contracts(cfg: DatasetConfig, paths: DatasetPaths, force: bool = False)
     clean, _ = keys.apply_orphan_policy(tables, cfg.source, policy)
     main = clean[lay.main]
     plan = pii.plan_for_set(clean, cfg, lay, where=f"datasets.{cfg.name}.fit.pii")
-    dropped = plan.names if plan.policy == "drop" else []
-    detected = pii.mark_metadata(metadata.detect(clean, cfg.source), lay.main, plan)
+    dropped = plan.dropped
+    detected = pii.mark_metadata(metadata.detect(clean, cfg.source), lay.main, plan, main)
     detected = adapt_sdtypes(detected, lay.main, cfg.fit.constraints, main)
     if paths.metadata.is_file() and not force:  # the committed metadata decides the sdtypes
         detected = read_json(paths.metadata)

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pipelines import engines, metadata, pii, tableset
+from pipelines.errors import InvalidInputError
 from pipelines.io import sha256_file, write_json
 from pipelines.records.base import FileEntry
 from pipelines.records.stages import FitRecord, IngestRecord
@@ -34,6 +35,10 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     md = metadata.load(paths)
     metadata.check(md, train, cfg.source, paths.rel(paths.metadata))
     plan = pii.plan_for_set(train, cfg, lay)
+    problems = pii.metadata_problems(md.to_dict(), lay.main, train[lay.main], plan)
+    if problems:
+        hint = "Edit the metadata file or re-run `synthgate expectations init --force`."
+        raise InvalidInputError(paths.rel(paths.metadata), problems, hint=hint)
     learned = {**train, lay.main: train[lay.main].drop(columns=plan.names)}
     md = metadata.without_columns(md, lay.main, plan.names)
     sdtypes = {c: v.get("sdtype") for c, v in md.tables[lay.main].columns.items()}

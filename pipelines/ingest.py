@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def check_tables(tables: Tables, cfg: DatasetConfig, lay: Layout) -> None:
-    """Reject all-null columns, empty tables, a missing target and too few rows (naming them)."""
+    """Reject all-null columns, empty tables, a missing target or sensitive column and too few rows (naming them)."""
     problems = []
     for name, df in tables.items():
         problems += [
@@ -40,6 +40,7 @@ def check_tables(tables: Tables, cfg: DatasetConfig, lay: Layout) -> None:
             f"{lay.where(lay.main)}target column '{cfg.target}' (datasets.{cfg.name}.target) does not exist; "
             f"columns are {list(main.columns)}"
         )
+    problems += [f"{lay.where(lay.main)}{m}" for m in cfg.missing_sensitive(main.columns)]
     if len(main) < cfg.ingest.min_rows:
         problems.append(
             f"{lay.where(lay.main)}{len(main)} rows; at least ingest.min_rows={cfg.ingest.min_rows} are needed"

@@ -152,7 +152,11 @@ def _features(df: pd.DataFrame, target: str, categories: dict[str, list[str]]) -
 
 @dataclass(frozen=True)
 class UtilityFigures:
-    """Train-synthetic-test-real (TSTR) vs train-real-test-real (TRTR) on the real holdout."""
+    """Train-synthetic-test-real (TSTR) vs train-real-test-real (TRTR) on the real holdout.
+
+    For a class target, `minority_class` is the rarest class of the real holdout and the
+    `minority_*` figures are both models' recall and F1 on it (None for a numeric target).
+    """
 
     task: str
     metric: str
@@ -176,7 +180,7 @@ def utility(
 ) -> UtilityFigures:
     """Fit the same gradient-boosting model on real train and on synthetic rows (up to
     `sample_rows` each); score both on the real holdout (ROC AUC for two classes, macro F1 for
-    more, R^2 for numbers)."""
+    more, R^2 for numbers) and, for classes, on the holdout's rarest class (recall and F1)."""
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -210,23 +214,23 @@ def utility(
 
     y_ho = holdout[target].astype(str)
     classes = sorted(y_ho.unique())
-    minority = str(y_ho.value_counts().idxmin()) if len(classes) == 2 else None
+    counts = y_ho.value_counts()
+    minority = min(counts[counts == counts.min()].index)  # the rarest class (ties: the first by name)
 
-    def score_clf(df: pd.DataFrame) -> tuple[float, float | None, float | None]:
+    def score_clf(df: pd.DataFrame) -> tuple[float, float, float]:
         y = df[target].astype(str)
         if y.nunique() < 2:
             return (0.5 if len(classes) == 2 else 0.0), 0.0, 0.0
         model = HistGradientBoostingClassifier(random_state=seed, categorical_features="from_dtype")
         model.fit(_features(df, target, categories), y)
         pred = model.predict(X_ho)
+        rare = {"labels": [minority], "average": "macro", "zero_division": 0}  # the rarest class alone
+        rec, f1 = float(recall_score(y_ho, pred, **rare)), float(f1_score(y_ho, pred, **rare))
         if len(classes) == 2:
             pos = list(model.classes_).index(minority) if minority in model.classes_ else None
             proba = model.predict_proba(X_ho)[:, pos] if pos is not None else np.zeros(len(X_ho))
-            auc = float(roc_auc_score((y_ho == minority).astype(int), proba))
-            rec = float(recall_score(y_ho, pred, pos_label=minority, zero_division=0))
-            f1 = float(f1_score(y_ho, pred, pos_label=minority, zero_division=0))
-            return auc, rec, f1
-        return float(f1_score(y_ho, pred, average="macro", zero_division=0)), None, None
+            return float(roc_auc_score((y_ho == minority).astype(int), proba)), rec, f1
+        return float(f1_score(y_ho, pred, average="macro", zero_division=0)), rec, f1
 
     (trtr, rec_r, f1_r), (tstr, rec_s, f1_s) = score_clf(tr), score_clf(syn)
     return UtilityFigures(

@@ -24,15 +24,27 @@ if TYPE_CHECKING:
 
 
 def run_gates(ctx: GateContext) -> dict[str, Any]:
-    """Every applicable registered gate on one context: results (registry order), figures, GX run."""
+    """Every applicable registered gate on one context: results (registry order), figures, GX run.
+
+    A gate that fails with a TypeError or ValueError on a release whose column changed type (text
+    where train has numbers, ...) raises a typed InvalidInputError naming the gate and the column.
+    """
     from pipelines.gates import contract, registry
+    from pipelines.gates.base import type_mismatch
 
     results, figures = [], {"rows": ctx.row_counts()}
     for g in registry.GATES:
-        if g.applies(ctx):
+        try:
+            if not g.applies(ctx):
+                continue
             result, found = g.evaluate(ctx)
-            results.append(result)
-            figures.update(found)
+        except (TypeError, ValueError) as err:
+            typed = type_mismatch(ctx, g.name, cause=err)
+            if typed is None:
+                raise  # not a type change: a bug to see whole
+            raise typed from err
+        results.append(result)
+        figures.update(found)
     return {"gates": results, "figures": figures, "gx": contract.suite_run(ctx)}
 
 

@@ -123,3 +123,40 @@ def test_every_threshold_is_a_param_or_a_named_constant():
     assert fixed == {"primary_keys", "pii_replay", "synthetic_rows"}
     assert (keys.PRIMARY_KEYS_MIN, pii.PII_REPLAY_MAX, contract.MIN_SYNTHETIC_ROWS) == (1.0, 0, 1)
     assert set(defaults()["gates"]) == set(fields)  # params.yaml lists every gates field (DVC reads it)
+
+
+class Raises:
+    """A toy gate that fails with a ValueError of its own (no column changed type)."""
+
+    name = "raises"
+    param = None
+
+    def applies(self, ctx: GateContext) -> bool:
+        return True
+
+    def evaluate(self, ctx: GateContext) -> tuple[GateResult, dict]:
+        raise ValueError("a bug in the gate")
+
+
+def test_a_column_that_changed_type_is_named_not_a_bare_value_error(blended, monkeypatch):
+    """A learned number column released as text (Faker state names in a state-code column): the
+    gate comparing it raises a typed error naming the gate and the column; any other ValueError
+    of a gate is left as it is."""
+    import pandas as pd
+    from sdv.metadata import Metadata
+
+    from pipelines import validate
+    from pipelines.contracts import load_suite
+    from pipelines.errors import InvalidInputError
+
+    p = paths_for("hdma", blended)
+    frames = [pd.read_parquet(f) for f in (p.blended, p.train, p.holdout)]
+    changed = frames[0].assign(uria=["Delaware", "Ohio"] * (len(frames[0]) // 2))
+    args = (Metadata.load_from_dict(read_json(p.model_metadata)), load_suite(p.release_suite))
+    cfg = load(blended, "hdma")
+    with pytest.raises(InvalidInputError, match=r"gate '\w+': column 'uria' holds numbers in train but text") as err:
+        validate.evaluate(cfg, changed, *frames[1:], *args)
+    assert "could not convert string to float: 'Delaware'" in str(err.value)
+    monkeypatch.setattr(registry, "GATES", [Raises()])
+    with pytest.raises(ValueError, match="a bug in the gate"):
+        validate.evaluate(cfg, frames[0], *frames[1:], *args)

@@ -10,7 +10,8 @@ from pipelines.config import GatesConfig
 from pipelines.contracts import PROVENANCE, build_suite, run_suite
 from pipelines.gates import gate
 from pipelines.gates.privacy import privacy_gates
-from pipelines.gates.utility import utility_gate
+from pipelines.gates.utility import minority_gate, utility_gate
+from pipelines.metrics import utility
 from pipelines.tableset import split_frame
 
 GATES = GatesConfig(sample_rows=2000)
@@ -62,10 +63,10 @@ def test_utility_gate_fails_when_labels_are_noise(hdma_split):
     train, holdout = hdma_split
     fake = train.copy()
     fake["deny"] = np.random.default_rng(0).permutation(fake["deny"].to_numpy())
-    result, figures = utility_gate(fake, train, holdout, "deny", GATES, seed=1)
-    assert not result.passed
-    assert figures["trtr"] > 0.7 and figures["tstr"] < 0.62
-    good, _ = utility_gate(train, train, holdout, "deny", GATES, seed=1)
+    u = utility(fake, train, holdout, "deny", 1, GATES.utility_rows)
+    assert not utility_gate(u, "deny", GATES).passed
+    assert u.trtr > 0.7 and u.tstr < 0.62
+    good = utility_gate(utility(train, train, holdout, "deny", 1, GATES.utility_rows), "deny", GATES)
     assert good.passed and good.value == pytest.approx(0.0, abs=1e-9)
 
 
@@ -74,8 +75,40 @@ def test_utility_handles_regression_targets():
 
     df = pd.read_csv(DIAMONDS, nrows=3000).drop(columns=["Unnamed: 0"])
     train, holdout, _ = split_frame(df, 0.3, 1, None)
-    result, figures = utility_gate(train, train, holdout, "price", GATES, seed=1)
-    assert figures["task"] == "regression" and figures["trtr"] > 0.9 and result.passed
+    u = utility(train, train, holdout, "price", 1, GATES.utility_rows)
+    assert u.task == "regression" and u.trtr > 0.9 and utility_gate(u, "price", GATES).passed
+    assert u.minority_class is None
+
+
+def test_minority_utility_fails_when_the_rare_class_is_erased_but_auc_passes(hdma_split):
+    """The user's case: a model trained on the synthetic rows never predicts deny=yes, yet ranks
+    rows well enough for the AUC-based utility gate. Erasing the rare class from real train rows
+    (its rows relabelled 'no') reproduces it; the real rows themselves and the holdout pass."""
+    train, holdout = hdma_split
+    erased = train.assign(deny="no")
+    erased.loc[erased.sample(frac=0.01, random_state=0).index, "deny"] = "yes"  # a trace of the class
+    u = utility(erased, train, holdout, "deny", 1, GATES.utility_rows)
+    result, figures = minority_gate(u, GATES)
+    assert figures["minority_class"] == "yes" and figures["recall_trtr"] > 0.3
+    assert not result.passed and result.value == figures["recall_ratio"] < 0.1
+    assert "'yes'" in result.explanation
+    for real in (train, holdout):
+        ok, figures = minority_gate(utility(real, train, holdout, "deny", 1, GATES.utility_rows), GATES)
+        assert ok.passed and figures["recall_ratio"] >= 0.8, figures
+
+
+def test_minority_utility_takes_the_rarest_of_several_classes():
+    from tests.conftest import DIAMONDS
+
+    df = pd.read_csv(DIAMONDS, nrows=4000).drop(columns=["Unnamed: 0"])
+    train, holdout, _ = split_frame(df, 0.3, 1, "cut")
+    u = utility(train, train, holdout, "cut", 1, GATES.utility_rows)
+    assert u.metric == "macro_f1" and u.minority_class == "Fair"
+    assert u.minority_recall_trtr == u.minority_recall_tstr > 0.5
+    assert minority_gate(u, GATES)[0].passed
+    no_fair = train.assign(cut=train["cut"].replace({"Fair": "Good"}))  # the class erased
+    result, figures = minority_gate(utility(no_fair, train, holdout, "cut", 1, GATES.utility_rows), GATES)
+    assert not result.passed and figures["recall_tstr"] == 0.0 and figures["recall_ratio"] == 0.0
 
 
 def test_release_suite_fails_on_invented_categories_and_missing_provenance(hdma_split):

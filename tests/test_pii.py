@@ -241,3 +241,105 @@ def test_unknown_locale_is_rejected(pii_csv):
         pii.fake_values("name", 3, seed=1, locale="xx_XX")
     with pytest.raises(ValueError, match="locale"):
         PiiConfig(locale="english")
+
+
+# --- numbers stay numbers -----------------------------------------------------------------------
+
+
+def _with_numbers(dest: Path, rows: int = 2381) -> Path:
+    """Real HDMA rows plus number columns named like PII: a US state code (1-56), a house number
+    named `address`, a 10-digit `phone` stored as an integer, a 5-digit `zip` (declared below)."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    df = pd.read_csv(HDMA).drop(columns=["Unnamed: 0"], errors="ignore").head(rows)
+    df["state"] = rng.integers(1, 57, rows)
+    df["address"] = rng.integers(1, 9999, rows)
+    df["phone"] = rng.integers(2_012_000_000, 9_899_999_999, rows)
+    df["zip"] = rng.integers(10_000, 99_999, rows)
+    df.to_csv(dest, index=False)
+    return dest
+
+
+def test_numbers_are_not_names_addresses_or_states(tmp_path):
+    df = pd.read_csv(_with_numbers(tmp_path / "numbers.csv", 500))
+    found = {c: pii.detect_column(c, df[c]) for c in df.columns}
+    assert {c: hit[0] for c, hit in found.items() if hit} == {"phone": "phone_number"}  # numbers may be phones
+    for name in ("address", "home_address", "street", "full_name", "email", "customer_id"):
+        assert pii.detect_column(name, df["address"]) is None, name
+    assert pii.detect_column("address", df["address"].astype(str)) is None  # digits as text: no letters
+    ssn = pd.Series(range(100_000_000, 100_000_500))
+    assert pii.detect_column("ssn", ssn)[0] == "ssn" and pii.detect_column("ssn", ssn // 1000) is None
+
+
+def test_numeric_replacements_keep_dtype_and_shape_and_never_equal_a_real_value(tmp_path):
+    df = pd.read_csv(_with_numbers(tmp_path / "numbers.csv", 500))
+    plan = pii.plan_for(df, PiiConfig(columns={"zip": "address", "state": "address"}))
+    cols = {c.column: c for c in plan.columns}
+    assert cols["zip"].dtype == cols["phone"].dtype == "int64" and cols["zip"].shapes == (("99999", 1.0),)
+    # 56 state codes leave too few other 1-2 digit numbers: dropped, with a note in the plan
+    assert cols["state"].dropped and plan.dropped == ["state"] and "'state'" in plan.notes[0]
+    assert pii.PiiPlan.from_dict(plan.to_dict()) == plan
+    avoid = {c: pii.real_values([df], [c]) for c in plan.names}
+    sampled = pii.apply_plan(df.drop(columns=plan.names), plan, 5, avoid, columns=list(df.columns))
+    pseudonyms = pii.apply_plan(df, plan, 5, avoid, pseudonymous=True)
+    for out in (sampled, pseudonyms):
+        assert "state" not in out.columns and out["address"].equals(df["address"])
+        for col, digits in (("zip", 5), ("phone", 10)):
+            assert out[col].dtype == "int64" and (out[col].astype(str).str.len() == digits).all(), col
+            assert not set(out[col].astype(str)) & avoid[col], col
+    assert pseudonyms.groupby("zip")["zip"].size().max() == df.groupby("zip").size().max()  # one fake per value
+
+
+def test_release_with_number_columns_named_like_pii_keeps_their_types(tmp_path):
+    """State codes and house numbers are learned like any number; the phone numbers (integers) are
+    replaced by 10-digit integers, a declared zip by 5-digit ones; every gate runs, none crashes."""
+    ws = tmp_path / "ws"
+    src = _with_numbers(tmp_path / "numbers.csv")
+    block = small_block(src, None, fit={"pii": {"columns": {"zip": "address"}}}, generate={"rows": 300})
+    _init(ws, {"numbers": block})
+    run_stages(ws, "numbers")
+    p = paths_for("numbers", ws)
+    fit = read_json(p.record("fit"))
+    assert [(c["column"], c["dtype"]) for c in fit["pii"]["columns"]] == [("phone", "int64"), ("zip", "int64")]
+    release = pd.read_parquet(p.release_file)
+    assert {c: str(release[c].dtype) for c in ("state", "address", "phone", "zip")} == dict.fromkeys(
+        ("state", "address", "phone", "zip"), "int64"
+    )
+    assert release["state"].between(1, 56).all()
+    gates = {g["name"]: g for g in read_json(p.manifest)["gates"]}
+    assert gates["pii_replay"]["passed"] and gates["gx_release"]["passed"]
+
+
+def test_sdv_name_guesses_are_kept_off_numbers(tmp_path, make_workspace):
+    """SDV calls a `state` column an administrative unit (Faker text) by its name alone: bootstrap
+    gives numbers a plain sdtype, and a committed file that still says so is refused at fit."""
+    from pipelines import metadata
+
+    src = _with_numbers(tmp_path / "numbers.csv", 500)
+    df = pd.read_csv(src)
+    detected = metadata.detect({"numbers": df}, _source(src))
+    assert detected["tables"]["numbers"]["columns"]["state"]["sdtype"] == "administrative_unit"
+    plan = pii.plan_for(df, PiiConfig())
+    assert pii.metadata_problems(detected, "numbers", df, plan) == [
+        "column 'state' holds numbers but has sdtype 'administrative_unit', which SDV samples as Faker text; "
+        "set its sdtype to numerical or categorical"
+    ]
+    marked = pii.mark_metadata(detected, "numbers", plan, df)
+    assert marked["tables"]["numbers"]["columns"]["state"]["sdtype"] == "numerical"
+    assert marked["tables"]["numbers"]["columns"]["phone"] == {"sdtype": "phone_number", "pii": True}
+    assert pii.metadata_problems(marked, "numbers", df, plan) == []
+
+    ws = make_workspace(numbers=small_block(src, None))
+    p = paths_for("numbers", ws)
+    committed = read_json(p.metadata)
+    committed["tables"]["numbers"]["columns"]["state"] = {"sdtype": "administrative_unit", "pii": True}
+    p.metadata.write_text(json.dumps(committed))
+    with pytest.raises(InvalidInputError, match=r"metadata/numbers.json:\n  - column 'state' holds numbers"):
+        run_stages(ws, "numbers", ("ingest", "fit"))
+
+
+def _source(src: Path):
+    from pipelines.config import SourceConfig
+
+    return SourceConfig(path=str(src), format="csv")

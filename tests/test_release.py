@@ -53,6 +53,7 @@ def test_manifest_has_the_lineage_fields(released):
         "exact_copies",
         "dcr_share",
         "utility",
+        "minority_utility",
     }
     assert all(g["passed"] for g in m["gates"])
     assert m["params"]["generate"]["rows"] == 600 and m["params"]["seed"] == 3

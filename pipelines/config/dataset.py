@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -19,6 +20,11 @@ class DatasetConfig(StrictModel):
     name: str
     source: SourceConfig
     target: str | None = None
+    sensitive: tuple[str, ...] = Field(
+        default=(),
+        description="columns of the main table whose groups the bias gates compare (share and target rate, "
+        "synthetic vs train), e.g. [black]",
+    )
     seed: int = Field(ge=0, lt=2**32)
     default: bool = True
     description: str = ""
@@ -41,6 +47,7 @@ class DatasetConfig(StrictModel):
             )
         for col in sorted(set(self.generate.conditions) & pii):
             problems.append(f"generate.conditions: '{col}' is a PII column (never learned, cannot be a condition)")
+        problems += self._sensitive_problems()
         problems += self._engine_problems()
         if layout(self).relational:
             problems += self._relational_problems()
@@ -55,6 +62,29 @@ class DatasetConfig(StrictModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _sensitive_problems(self) -> list[str]:
+        """A sensitive column must be learned and must not be the target itself."""
+        main = layout(self).main
+        dropped = {c.removeprefix(f"{main}.") for c in self.ingest.drop_columns}
+        twice = sorted({c for c in self.sensitive if self.sensitive.count(c) > 1})
+        problems = [f"sensitive: '{c}' is listed twice" for c in twice]
+        for col in dict.fromkeys(self.sensitive):
+            if col == self.target:
+                problems.append(f"sensitive: '{col}' is the target; list the columns whose groups you compare")
+            elif col in self.fit.pii.columns:
+                problems.append(f"sensitive: '{col}' is a PII column (never learned, so it has no groups to compare)")
+            elif col in dropped:
+                problems.append(f"sensitive: '{col}' is dropped by ingest.drop_columns")
+        return problems
+
+    def missing_sensitive(self, columns: Collection[str], what: str = "a column of the main table") -> list[str]:
+        """The sensitive columns that are not among `columns`, each as a problem naming it."""
+        return [
+            f"sensitive column '{c}' (datasets.{self.name}.sensitive) is not {what}; columns are {list(columns)}"
+            for c in self.sensitive
+            if c not in columns
+        ]
 
     def _engine_problems(self) -> list[str]:
         """The engine must support the dataset's kind (one table, or several with keys)."""

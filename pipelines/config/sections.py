@@ -243,3 +243,24 @@ class GatesConfig(StrictModel):
         le=1,
         description="relational: share of non-missing synthetic foreign keys that must match a parent row",
     )
+    minority_recall_ratio_min: float = Field(
+        default=0.5,
+        ge=0,
+        description="lowest ratio of the rarest class's recall on the real holdout, a model trained on synthetic "
+        "rows over one trained on real rows (class targets only); the minority_utility gate passes when ratio >= "
+        "this; default 0.5: the synthetic-trained model finds at least half as many of the rare class (0: off)",
+    )
+    bias_rate_gap_max: float = Field(
+        default=0.10,
+        ge=0,
+        description="highest difference, over the groups of each `sensitive` column, between a group's target "
+        "rate in the synthetic rows and in the train split (share of the rarest class; for a numeric target "
+        "the mean, in train standard deviations); the bias gate passes when gap <= this; default 0.10",
+    )
+    bias_share_gap_max: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="highest difference, over the groups of each `sensitive` column, between a group's share of "
+        "the synthetic rows and of the train split; the bias_share gate passes when gap <= this; default 0.05",
+    )

@@ -8,11 +8,12 @@ from one SDMetrics run) compute it once per context through `GateContext.memo`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pipelines.contracts import PROVENANCE
+from pipelines.errors import InvalidInputError
 from pipelines.records.validation import GateResult, gate
 
 if TYPE_CHECKING:
@@ -98,6 +99,38 @@ class GateContext:
         return {t: len(df) for t, df in self.synthetic.items()}
 
 
+def type_mismatch(
+    ctx: GateContext, gate_name: str, columns: Collection[str] | None = None, cause: Exception | None = None
+) -> InvalidInputError | None:
+    """A typed error naming the gate and every column (of `columns`, default all) whose values in
+    the synthetic rows are of another kind than in train (text where train has numbers, ...), or None.
+
+    Integers and floats count as one kind; a column with no synthetic value is not compared.
+    """
+    from pipelines.contracts import type_family
+
+    kinds = {"integer": "numbers", "float": "numbers", "string": "text", "boolean": "booleans", "datetime": "dates"}
+    changed = []
+    for table, real in ctx.train.items():
+        synthetic = ctx.synthetic.get(table)
+        for col in real.columns:
+            if synthetic is None or col not in synthetic.columns or (columns is not None and col not in columns):
+                continue
+            was, now = kinds[type_family(real[col].dtype)], kinds[type_family(synthetic[col].dtype)]
+            if was != now and synthetic[col].notna().any():
+                named = col if ctx.layout.single else f"{table}.{col}"
+                changed.append(f"gate '{gate_name}': column '{named}' holds {was} in train but {now} in the release")
+    if not changed:
+        return None
+    raised = f"The gate raised {type(cause).__name__}: {cause}. " if cause else ""
+    return InvalidInputError(
+        f"release of '{ctx.cfg.name}'",
+        changed,
+        hint=f"{raised}A column changed type between the real data and the release (e.g. numbers replaced by "
+        "text): check the PII plan (fit.pii) and the metadata, then re-run fit and generate.",
+    )
+
+
 class Gate(Protocol):
     """One release check. Register it (`pipelines.gates.registry.register`) and validate runs it."""
 
@@ -142,4 +175,4 @@ class FamilyGate:
         return results[self.name], figures
 
 
-__all__ = ["FamilyGate", "Figures", "Gate", "GateContext", "GateResult", "gate"]
+__all__ = ["FamilyGate", "Figures", "Gate", "GateContext", "GateResult", "gate", "type_mismatch"]

@@ -6,7 +6,7 @@ A new gate is one module (a class with `name`, `param`, `applies` and `evaluate`
 
 from __future__ import annotations
 
-from pipelines.gates import constraints, contract, keys, pii, privacy, quality, utility
+from pipelines.gates import bias, constraints, contract, keys, pii, privacy, quality, utility
 from pipelines.gates.base import Gate
 
 GATES: list[Gate] = [
@@ -21,6 +21,9 @@ GATES: list[Gate] = [
     privacy.EXACT_COPIES,
     privacy.DCR_SHARE,
     utility.Utility(),
+    utility.MinorityUtility(),
+    bias.BIAS,
+    bias.BIAS_SHARE,
 ]
 
 

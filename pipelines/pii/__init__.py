@@ -3,6 +3,9 @@
 A column is PII when `fit.pii.columns` declares it, or when detection (`fit.pii.detect`) finds it
 by its *name* (``email``, ``phone``, ``first_name``, ``ssn``…) confirmed by its *values*, or by its
 values alone (e-mail addresses, US SSNs, phone numbers, Luhn-valid card numbers, IBANs, IPv4).
+Numbers confirm only phone, SSN and card numbers (a state code is not an address), and a protected
+column of numbers is replaced by numbers (`detect.NUMERIC_KINDS`); SDV's own name-based guesses
+are kept off columns of numbers (`sdtypes`).
 PII columns are never learned: `fit` removes them before fitting. With policy ``replace``,
 `generate` fills them with Faker values in the configured locale (and `blend` pseudonymises the
 real rows it adds, one fake per real value, so joins and repeats stay consistent within a
@@ -16,7 +19,6 @@ from pipelines.pii.detect import (
     PiiColumn,
     PiiPlan,
     detect_column,
-    mark_metadata,
     normalise_shape,
     normalise_value,
     plan_for,
@@ -24,6 +26,7 @@ from pipelines.pii.detect import (
 )
 from pipelines.pii.replace import apply_plan, column_seed, fake_values, pseudonymise
 from pipelines.pii.replay import gate_columns, mask, real_pii_values, real_values, replay
+from pipelines.pii.sdtypes import mark_metadata, metadata_problems
 
 __all__ = [
     "PiiColumn",
@@ -35,6 +38,7 @@ __all__ = [
     "gate_columns",
     "mark_metadata",
     "mask",
+    "metadata_problems",
     "normalise_shape",
     "normalise_value",
     "plan_for",

@@ -1,10 +1,16 @@
-"""PII detection: declared columns, or found by name confirmed by values, or by values alone."""
+"""PII detection: declared columns, or found by name confirmed by values, or by values alone.
+
+A column's name only suggests a kind; its values must confirm it, and numbers confirm only the
+kinds in `NUMERIC_KINDS`. A protected column of numbers is replaced by numbers of the same digit
+shapes (`PiiColumn.dtype`), or dropped with a note when too few such numbers differ from the real
+ones; a replacement never changes a column's type.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import InvalidInputError
@@ -25,6 +31,19 @@ VALUE_ONLY_SHARE = 0.8
 NAME_CONFIRM_SHARE = 0.5
 """Share of values that must match when the column name already suggests the kind."""
 
+NUMERIC_KINDS = frozenset({"phone_number", "ssn", "credit_card"})
+"""Kinds a column of numbers can be: 10-digit phone numbers, 7-9 digit SSNs (leading zeros lost)
+and Luhn-valid card numbers. A number is never a name, an e-mail, an address (a state or street
+*code* is not one), an IBAN or an IP address; numeric IDs are left alone too (keys and counts look
+the same): declare them in `fit.pii.columns` when they identify people."""
+
+ROOM_PER_VALUE = 4
+"""A numeric PII column is replaced only when its digit shapes hold this many numbers per real
+value (so fresh numbers, distinct from every real one and from each other, are easy to draw);
+otherwise it is dropped from the release, with a note in the plan."""
+
+_NUMBER_SHAPE = re.compile(r"^-?9+(\.9+)?$")
+_NUMERIC_SSN = re.compile(r"^\d{7,9}$")
 _EMAIL = re.compile(r"^[\w.+'-]+@[\w-]+(\.[\w-]+)+$")
 _SSN = re.compile(r"^\d{3}-\d{2}-\d{4}$")
 _PHONE = re.compile(r"^\+?[\d\s().-]{7,22}(\s*(x|ext\.?)\s*\d{1,6})?$", re.IGNORECASE)
@@ -71,6 +90,8 @@ class PiiColumn:
     source: str  # "declared" | "detected"
     evidence: str
     shapes: tuple[tuple[str, float], ...] = ()
+    dtype: str = ""  # numbers: their dtype (replaced by numbers of `shapes`); "" for text
+    dropped: bool = False  # left out of the release whatever the policy (see ROOM_PER_VALUE)
 
 
 @dataclass(frozen=True)
@@ -89,6 +110,11 @@ class PiiPlan:
         """The protected column names."""
         return [c.column for c in self.columns]
 
+    @property
+    def dropped(self) -> list[str]:
+        """The protected columns left out of the release (policy drop, or numbers with no room)."""
+        return [c.column for c in self.columns if self.policy == "drop" or c.dropped]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON for run records."""
         return asdict(self)
@@ -105,6 +131,8 @@ class PiiPlan:
                 c["source"],
                 c["evidence"],
                 tuple((str(s), float(w)) for s, w in c.get("shapes", ())),
+                str(c.get("dtype", "")),
+                bool(c.get("dropped", False)),
             )
             for c in raw.get("columns", ())
         )
@@ -123,13 +151,13 @@ def _normalise_name(column: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", snake.lower()).strip("_")
 
 
+def _plain(value: Any) -> str:
+    """A value as text, integral floats as integers (42.0 -> '42')."""
+    return str(int(value) if isinstance(value, float) and value.is_integer() else value)
+
+
 def _as_text(values: Iterable[Any]) -> list[str]:
-    out = []
-    for v in values:
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        out.append(str(v).strip())
-    return out
+    return [_plain(v).strip() for v in values]
 
 
 def normalise_value(value: Any) -> str:
@@ -187,6 +215,13 @@ def _share(kind: str, values: list[str]) -> float:
     return share
 
 
+def _number_share(kind: str, values: list[str]) -> float:
+    """The share of numbers (as text) that look like `kind`: a numeric SSN has lost its dashes."""
+    if kind == "ssn":
+        return sum(bool(_NUMERIC_SSN.match(v)) for v in values) / len(values)
+    return _share(kind, values)
+
+
 def _repeated_word(values: list[str]) -> float:
     """The share of values whose last word is the most common last word."""
     from collections import Counter
@@ -216,19 +251,19 @@ def detect_column(name: str, s: pd.Series) -> tuple[str, str] | None:
     values = _sample(s)
     if not values:
         return None
-    norm = _normalise_name(name)
+    norm, text = _normalise_name(name), is_text(s)
     for kind, pattern in _NAME_RULES:
-        if not pattern.search(norm):
-            continue
+        if not pattern.search(norm) or not (text or kind in NUMERIC_KINDS):
+            continue  # numbers confirm only NUMERIC_KINDS
         if kind == "id":
             unique = s.nunique(dropna=True) / max(1, s.notna().sum())
-            if is_text(s) and unique >= 0.5:
+            if unique >= 0.5:
                 return kind, f"name matches '{kind}', {unique:.0%} distinct values"
             continue
-        share = _share(kind, values)
+        share = _share(kind, values) if text else _number_share(kind, values)
         if share >= NAME_CONFIRM_SHARE:
             return kind, f"name matches '{kind}', {share:.0%} of values look like one"
-    if not is_text(s):
+    if not text:
         return None
     for kind in _VALUE_KINDS:
         share = _share(kind, values)
@@ -243,7 +278,7 @@ def _shapes(s: pd.Series, top: int = 5) -> tuple[tuple[str, float], ...]:
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
         "A" * 26 + "a" * 26 + "9" * 10,
     )
-    shapes = s.dropna().map(lambda v: normalise_shape(str(v).translate(table)))
+    shapes = s.dropna().map(lambda v: normalise_shape(_plain(v).translate(table)))
     counts = shapes.value_counts(normalize=True).head(top)
     return tuple((str(k), round(float(v), 6)) for k, v in counts.items())
 
@@ -291,47 +326,38 @@ def plan_for(
             [f"target column '{target}' is PII ({how}); PII is never learned, so it cannot be the target"],
             hint=f"Choose another `target`, or add '{target}' to {where}.ignore if it is not PII.",
         )
-    ordered = [found[c] for c in df.columns if c in found]
-    columns = tuple(
-        PiiColumn(c.column, c.kind, c.source, c.evidence, _shapes(df[c.column]) if c.kind == "id" else ())
-        for c in ordered
-    )
+    columns = tuple(_replaceable(found[c], df[c], notes) for c in df.columns if c in found)
     if columns and len(columns) == len(df.columns):
         raise InvalidInputError(where, ["every column is PII: nothing is left to learn"])
     return PiiPlan(cfg.policy, cfg.locale, cfg.detect, columns, tuple(cfg.ignore), tuple(notes))
 
 
-_SDTYPES = {
-    "name": "name",
-    "first_name": "first_name",
-    "last_name": "last_name",
-    "email": "email",
-    "phone_number": "phone_number",
-    "address": "address",
-    "street_address": "street_address",
-    "ssn": "ssn",
-    "credit_card": "credit_card_number",
-    "iban": "iban",
-    "ipv4": "ipv4_address",
-    "id": "unknown",
-}
+def number_room(shapes: Iterable[tuple[str, float]]) -> int:
+    """How many numbers the digit shapes hold (a leading digit is never 0 before another digit)."""
+    room = 0
+    for shape, _ in shapes:
+        whole, _, fraction = shape.lstrip("-").partition(".")
+        room += (9 * 10 ** (len(whole) - 1) if len(whole) > 1 else 10) * 10 ** len(fraction)
+    return room
 
 
-def mark_metadata(metadata: dict[str, Any], table: str, plan: PiiPlan) -> dict[str, Any]:
-    """SDV metadata (as a dict) with the plan's columns marked PII and stripped of real values.
+def _replaceable(col: PiiColumn, s: pd.Series, notes: list[str]) -> PiiColumn:
+    """The column with what its replacement needs: the shapes of an ID, or the dtype and digit
+    shapes of numbers; other non-text columns, and numbers whose shapes hold too few others
+    (`ROOM_PER_VALUE`), are dropped from the release with a note."""
+    import pandas as pd
 
-    SDV's detection may describe an identifier column as categorical with every real value in
-    `range_values`, or make it the primary key: neither may reach a committed file.
-    """
-    import copy
-
-    out = copy.deepcopy(metadata)
-    tmeta = out["tables"][table]
-    for col in plan.columns:
-        tmeta["columns"][col.column] = {"sdtype": _SDTYPES[col.kind], "pii": True}
-        if tmeta.get("primary_key") == col.column:
-            del tmeta["primary_key"]
-    return out
+    if is_text(s):
+        return replace(col, shapes=_shapes(s)) if col.kind == "id" else col
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        shapes = tuple(x for x in _shapes(s) if _NUMBER_SHAPE.match(x[0]))
+        if number_room(shapes) >= ROOM_PER_VALUE * s.nunique():
+            return replace(col, shapes=shapes, dtype=str(s.dtype))
+        why = f"its {s.nunique()} distinct numbers leave too few others of the same shape to replace them with"
+    else:
+        why = f"its {s.dtype} values cannot be replaced by values of the same type"
+    notes.append(f"column '{col.column}' ({col.kind}) is dropped from the release: {why}")
+    return replace(col, dropped=True)
 
 
 def plan_for_set(

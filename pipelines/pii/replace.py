@@ -38,6 +38,21 @@ def _from_shape(shape: str, rng: Any) -> str:
     return "".join(out)
 
 
+def _pick(shapes: tuple[tuple[str, float], ...], rng: Any) -> str:
+    """One shape, drawn by its weight."""
+    weights = [w for _, w in shapes]
+    return shapes[int(rng.choice(len(shapes), p=[w / sum(weights) for w in weights]))][0]
+
+
+def _number(shapes: tuple[tuple[str, float], ...], rng: Any) -> int | float:
+    """A number of one of the digit shapes (no leading 0 before another digit)."""
+    text = _from_shape(_pick(shapes, rng), rng)
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    if len(digits.partition(".")[0]) > 1 and digits[0] == "0":
+        digits = str(1 + int(rng.integers(9))) + digits[1:]
+    return float(sign + digits) if "." in digits else int(sign + digits)
+
+
 def _draw(kind: str, fake: Any, rng: Any, shapes: tuple[tuple[str, float], ...]) -> str:
     if kind == "name":
         return fake.name()
@@ -62,20 +77,29 @@ def _draw(kind: str, fake: Any, rng: Any, shapes: tuple[tuple[str, float], ...])
     if kind == "ipv4":
         return fake.ipv4_public()
     if shapes:
-        weights = [w for _, w in shapes]
-        pick = int(rng.choice(len(shapes), p=[w / sum(weights) for w in weights]))
-        return _from_shape(shapes[pick][0], rng)
+        return _from_shape(_pick(shapes, rng), rng)
     return fake.bothify("ID-########")
 
 
 def _fresh(
-    kind: str, fake: Any, rng: Any, shapes: tuple[tuple[str, float], ...], avoid: Collection[str], used: set[str] | None
-) -> str:
-    """A fake value never equal to a real one (nor, with `used`, to an earlier fake)."""
+    kind: str,
+    fake: Any,
+    rng: Any,
+    shapes: tuple[tuple[str, float], ...],
+    avoid: Collection[str],
+    used: set[str] | None,
+    numeric: bool = False,
+) -> str | int | float:
+    """A fake value never equal to a real one (nor, with `used`, to an earlier fake); with `numeric`,
+    a number of the digit shapes (their room is checked when the plan is made)."""
     for attempt in range(200):
-        value = _draw(kind, fake, rng, shapes)
-        if attempt >= 20:  # a small value space (e.g. surnames) is exhausted: combine two draws
-            value = f"{value}-{_draw(kind, fake, rng, shapes)}" if attempt < 100 else f"{value}-{attempt}"
+        value: str | int | float
+        if numeric:
+            value = _number(shapes, rng)
+        else:
+            value = _draw(kind, fake, rng, shapes)
+            if attempt >= 20:  # a small value space (e.g. surnames) is exhausted: combine two draws
+                value = f"{value}-{_draw(kind, fake, rng, shapes)}" if attempt < 100 else f"{value}-{attempt}"
         key = normalise_value(value)
         if key not in avoid and (used is None or key not in used):
             if used is not None:
@@ -85,14 +109,21 @@ def _fresh(
 
 
 def fake_values(
-    kind: str, n: int, seed: int, locale: str, avoid: Collection[str] = (), shapes: tuple[tuple[str, float], ...] = ()
-) -> list[str]:
-    """`n` Faker values of `kind`, reproducible from `seed`, none equal to a value in `avoid`."""
+    kind: str,
+    n: int,
+    seed: int,
+    locale: str,
+    avoid: Collection[str] = (),
+    shapes: tuple[tuple[str, float], ...] = (),
+    dtype: str = "",
+) -> list[Any]:
+    """`n` Faker values of `kind` (numbers of `shapes` when `dtype` is set), reproducible from
+    `seed`, none equal to a value in `avoid`."""
     import numpy as np
 
     fake = _faker(locale, seed)
     rng = np.random.default_rng(seed)
-    return [_fresh(kind, fake, rng, shapes, avoid, None) for _ in range(n)]
+    return [_fresh(kind, fake, rng, shapes, avoid, None, bool(dtype)) for _ in range(n)]
 
 
 def pseudonymise(
@@ -102,16 +133,19 @@ def pseudonymise(
     locale: str,
     avoid: Collection[str] = (),
     shapes: tuple[tuple[str, float], ...] = (),
+    dtype: str = "",
 ) -> pd.Series:
-    """Replace each distinct real value by its own fake (same value -> same fake, one per value)."""
+    """Replace each distinct real value by its own fake (same value -> same fake, one per value);
+    numbers (`dtype`) by numbers of `shapes`, keeping the dtype."""
     import numpy as np
 
     distinct = sorted({normalise_value(v) for v in values.dropna().tolist()})
     fake = _faker(locale, seed)
     rng = np.random.default_rng(seed)
     used: set[str] = set()
-    mapping = {v: _fresh(kind, fake, rng, shapes, avoid, used) for v in distinct}
-    return values.map(lambda v: v if v is None or v != v else mapping[normalise_value(v)]).astype(object)
+    mapping = {v: _fresh(kind, fake, rng, shapes, avoid, used, bool(dtype)) for v in distinct}
+    out = values.map(lambda v: v if v is None or v != v else mapping[normalise_value(v)])
+    return out.astype(dtype or object)
 
 
 def column_seed(seed: int, column: str) -> int:
@@ -131,21 +165,22 @@ def apply_plan(
     """Put the plan's PII columns back into a sampled frame (or replace them in real rows).
 
     `pseudonymous=False` (synthetic rows): one fresh fake per row. `pseudonymous=True` (real rows):
-    one fake per distinct real value. Policy ``drop`` removes the columns. `columns` restores
-    the original column order.
+    one fake per distinct real value; numbers stay numbers of their dtype. Policy ``drop`` (and a
+    column the plan drops) removes the columns. `columns` restores the original column order.
     """
     out = df.copy()
+    import pandas as pd
+
     for col in plan.columns:
-        if plan.policy == "drop":
+        if col.column in plan.dropped:
             out = out.drop(columns=[col.column], errors="ignore")
             continue
-        s = column_seed(seed, col.column)
+        s, real = column_seed(seed, col.column), avoid.get(col.column, ())
         if pseudonymous and col.column in out.columns:
-            out[col.column] = pseudonymise(
-                out[col.column], col.kind, s, plan.locale, avoid.get(col.column, ()), col.shapes
-            )
+            out[col.column] = pseudonymise(out[col.column], col.kind, s, plan.locale, real, col.shapes, col.dtype)
         else:
-            out[col.column] = fake_values(col.kind, len(out), s, plan.locale, avoid.get(col.column, ()), col.shapes)
+            values = fake_values(col.kind, len(out), s, plan.locale, real, col.shapes, col.dtype)
+            out[col.column] = pd.Series(values, index=out.index, dtype=col.dtype or object)
     if columns is not None:
         out = out[[c for c in columns if c in out.columns]]
     return out

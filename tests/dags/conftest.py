@@ -60,8 +60,9 @@ def small_repo(dest: Path, rows: int = 400, shard_rows: int = 100) -> Path:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     hdma = params["datasets"]["hdma"]
     hdma["generate"] = {"rows": rows, "shard_rows": shard_rows}
-    # A 400-row slice gives a noisy utility figure (TSTR vs TRTR); the tests are about the runner.
-    hdma["gates"] = {"sample_rows": rows, "utility_gap_max": 0.3}
+    # A 400-row slice gives noisy utility, rare-class and bias figures; the tests are about the runner.
+    hdma["gates"] = {"sample_rows": rows, "utility_gap_max": 0.3, "minority_recall_ratio_min": 0.0}
+    hdma["sensitive"] = []
     params["datasets"] = {"hdma": hdma}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (dest / "dvc.lock").unlink(missing_ok=True)
