@@ -2,7 +2,7 @@
 
 Families: `contract` (GX release suite, synthetic rows present), `keys` (referential integrity,
 primary keys), `pii` (PII replay), `constraints` (business rules), `quality` (SDMetrics quality
-and diagnostic), `privacy` (exact copies, DCR share), `utility` (TSTR vs TRTR).
+and diagnostic), `privacy` (exact copies, DCR low tail, DCR baseline protection), `utility` (TSTR vs TRTR).
 """
 
 from pipelines.gates.base import Gate, GateContext, GateResult, gate

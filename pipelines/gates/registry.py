@@ -19,7 +19,8 @@ GATES: list[Gate] = [
     quality.QUALITY,
     quality.DIAGNOSTIC,
     privacy.EXACT_COPIES,
-    privacy.DCR_SHARE,
+    privacy.DCR_LOW_TAIL,
+    privacy.DCR_BASELINE_PROTECTION,
     utility.Utility(),
 ]
 
