@@ -91,12 +91,12 @@ def test_impossible_gate_fails_naming_it_and_keeps_release(repo):
     params_file = repo / "params.yaml"
     original = params_file.read_text()
     params = yaml.safe_load(original)
-    params["datasets"]["hdma"]["gates"]["dcr_share_max"] = 0.0
+    params["datasets"]["hdma"]["gates"]["dcr_baseline_protection_min"] = 100.0
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         proc = _dvc(repo, "repro", ok=False)
         assert proc.returncode != 0
-        assert re.search(r"dcr_share: 0\.\d+ \(must be <= 0\)", proc.stdout + proc.stderr)
+        assert re.search(r"dcr_baseline_protection: \d+\.?\d* \(must be >= 100\)", proc.stdout + proc.stderr)
         assert _ran(proc.stdout) == ["validate@hdma", "release@hdma"]
         assert {p.name: sha256_file(p) for p in release.glob("*") if p.is_file()} == before
     finally:

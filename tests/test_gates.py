@@ -30,15 +30,16 @@ def _by_name(results):
     return {g.name: g for g in results}
 
 
-def test_copied_training_rows_fail_both_privacy_gates(hdma_split):
+def test_copied_training_rows_fail_every_privacy_gate(hdma_split):
     train, holdout = hdma_split
     fake = train.sample(n=500, random_state=0)
-    gates, _ = privacy_gates(fake, train, holdout, GATES, seed=1)
+    gates, figures = privacy_gates(fake, train, holdout, GATES, seed=1)
     g = _by_name(gates)
     assert not g["exact_copies"].passed and g["exact_copies"].value == 1.0
-    # equal-size references (mostlyai-qa): only |holdout|/|train| of the copies are in the train
-    # reference, so full copying scores 0.43 * 1 + 0.57 * 0.5 here, not 1.0
-    assert not g["dcr_share"].passed and g["dcr_share"].value > 0.65
+    # every copy is at distance 0 from the whole train split, below the holdout's 5% DCR quantile
+    assert not g["dcr_low_tail"].passed and g["dcr_low_tail"].value > 0.9
+    assert figures["dcr_low_tail_share"] == 1.0 and figures["holdout_dcr_low_tail_share"] >= 0.05
+    assert not g["dcr_baseline_protection"].passed and g["dcr_baseline_protection"].value == 0.0
     assert "identical to a training row" in g["exact_copies"].explanation
 
 
@@ -46,8 +47,9 @@ def test_holdout_rows_pass_the_privacy_gates(hdma_split):
     train, holdout = hdma_split
     gates, _ = privacy_gates(holdout, train, holdout, GATES, seed=1)
     g = _by_name(gates)
-    assert g["exact_copies"].passed, g["exact_copies"]
-    assert g["dcr_share"].passed and g["dcr_share"].value < 0.1
+    assert g["exact_copies"].passed and g["exact_copies"].value == 0.0, g["exact_copies"]
+    assert g["dcr_low_tail"].passed and g["dcr_low_tail"].value == 0.0
+    assert g["dcr_baseline_protection"].passed and g["dcr_baseline_protection"].value == 1.0
 
 
 def test_lightly_perturbed_copies_still_fail_dcr(hdma_split):
@@ -56,7 +58,41 @@ def test_lightly_perturbed_copies_still_fail_dcr(hdma_split):
     fake["dir"] = fake["dir"] * (1 + np.random.default_rng(0).normal(0, 0.001, len(fake)))
     g = _by_name(privacy_gates(fake, train, holdout, GATES, seed=1)[0])
     assert g["exact_copies"].passed  # no longer byte-identical...
-    assert not g["dcr_share"].passed  # ...but still far closer to train than to holdout
+    assert not g["dcr_low_tail"].passed  # ...but far closer to train than real unseen rows
+    assert not g["dcr_baseline_protection"].passed
+
+
+def test_privacy_gates_leave_out_the_fit_plans_pii_and_id_like_columns(hdma_split, make_workspace, tmp_path):
+    """Through the registry's gates: a customer table whose copied rows got fresh ids and fake
+    e-mail addresses is still caught, the left-out columns named with the reason."""
+    from pipelines.gates import GateContext
+    from pipelines.gates.privacy import DCR_BASELINE_PROTECTION, DCR_LOW_TAIL, EXACT_COPIES
+    from pipelines.pii import plan_for
+    from pipelines.tableset import layout
+    from tests.conftest import load, small_block
+
+    train, holdout = (df.assign(id=range(i, i + len(df))) for i, df in ((0, hdma_split[0]), (10**5, hdma_split[1])))
+    train["email"] = [f"client{i}@example.org" for i in train["id"]]
+    holdout["email"] = [f"client{i}@example.org" for i in holdout["id"]]
+    csv = tmp_path / "customers.csv"
+    pd.concat([train, holdout]).to_csv(csv, index=False)
+    cfg = load(make_workspace(init=False, customers=small_block(csv, "deny")), "customers")
+    copies = train.sample(n=500, random_state=0).assign(id=lambda d: d["id"] + 10**6)
+    copies["email"] = [f"someone{i}@example.com" for i in range(len(copies))]
+    ctx = GateContext(
+        cfg=cfg,
+        layout=layout(cfg),
+        blended={"customers": copies.assign(**{PROVENANCE: "synthetic"})},
+        train={"customers": train},
+        holdout={"customers": holdout},
+        metadata=None,
+        suite={},
+        fit_record={"pii": plan_for(train, cfg.fit.pii, "deny").to_dict()},
+    )
+    results = {g.name: g.evaluate(ctx)[0] for g in (EXACT_COPIES, DCR_LOW_TAIL, DCR_BASELINE_PROTECTION)}
+    assert not any(r.passed for r in results.values()), results
+    figures = EXACT_COPIES.evaluate(ctx)[1]["privacy"]
+    assert figures["left_out"] == {"email": "PII (email, replaced)", "id": "id-like: 100% of values distinct"}
 
 
 def test_utility_gate_fails_when_labels_are_noise(hdma_split):

@@ -113,7 +113,8 @@ def test_every_gate_passes_and_synthetic_keys_resolve(validated):
     gates = {g["name"]: g for g in v["gates"]}
     assert v["passed"], [g for g in v["gates"] if not g["passed"]]
     assert gates["referential_integrity"]["value"] == 1.0 and gates["primary_keys"]["value"] == 1.0
-    assert {"quality", "diagnostic", "exact_copies", "dcr_share", "gx_release"} <= set(gates)
+    privacy = {"exact_copies", "dcr_low_tail", "dcr_baseline_protection"}
+    assert {"quality", "diagnostic", "gx_release", *privacy} <= set(gates)
     blended = tableset.read_folder(p.blended)
     assert set(blended) == {"airlines", "airports", "planes", "flights"}
     assert all((df[PROVENANCE] == "synthetic").all() for df in blended.values())

@@ -51,7 +51,8 @@ def test_manifest_has_the_lineage_fields(released):
         "quality",
         "diagnostic",
         "exact_copies",
-        "dcr_share",
+        "dcr_low_tail",
+        "dcr_baseline_protection",
         "utility",
         "minority_utility",
     }

@@ -198,16 +198,10 @@ class GatesConfig(StrictModel):
         default=0.01,
         ge=0,
         le=1,
-        description="highest share of synthetic rows identical to a training row; the exact_copies gate passes "
-        "when share <= this; default 0.01: at most 1 row in 100 may be a copy",
-    )
-    dcr_share_max: float = Field(
-        default=0.60,
-        ge=0,
-        le=1,
-        description="highest share of synthetic rows closer to a training row than to a holdout row (DCR); the "
-        "dcr_share gate passes when share <= this; about 0.5 when nothing is memorised, default 0.60 allows a "
-        "little closeness",
+        description="highest excess share of synthetic rows identical to a training row over the share of real "
+        "holdout rows identical to one (on the columns an attacker can match on: keys, id-like, PII and "
+        "constant columns left out); the exact_copies gate passes when excess <= this plus three standard "
+        "errors of sampling noise; default 0.01: at most 1 row in 100 more copies than fresh real data has",
     )
     utility_gap_max: float = Field(
         default=0.15,
@@ -263,4 +257,45 @@ class GatesConfig(StrictModel):
         le=1,
         description="highest difference, over the groups of each `sensitive` column, between a group's share of "
         "the synthetic rows and of the train split; the bias_share gate passes when gap <= this; default 0.05",
+    )
+    dcr_low_tail_max: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="highest excess share of synthetic rows whose distance to the closest training record (DCR) "
+        "is at or below the holdout rows' dcr_quantile DCR, over the holdout's own share there; the "
+        "dcr_low_tail gate passes when excess <= this plus three standard errors of sampling noise; copies "
+        "score about 1 - dcr_quantile at any table size; default 0.02 (docs/gates-privacy.md)",
+    )
+    dcr_quantile: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="the holdout DCR quantile that bounds the low tail the dcr_low_tail gate counts (default 0.05: "
+        "the closest 5% of real unseen rows); not a threshold",
+    )
+    dcr_train_rows: int = Field(
+        default=100_000,
+        ge=100,
+        description="training rows the DCRs are measured against (all when the train split is smaller; a row "
+        "identical to a training row has DCR 0 either way); not a threshold: cost grows with it",
+    )
+    dcr_baseline_protection_min: float = Field(
+        default=0.5,
+        ge=0,
+        description="lowest ratio of SDMetrics DCRBaselineProtection of synthetic rows to that of real holdout "
+        "rows (about 1 for fresh real data, 0 for copies); the dcr_baseline_protection gate passes when "
+        "ratio >= this; default 0.5: synthetic rows at least half as far from train as real unseen rows",
+    )
+    attack_rows: int = Field(
+        default=100,
+        ge=10,
+        description="synthetic and holdout rows the dcr_baseline_protection gate scores with SDMetrics; not a "
+        "threshold: SDMetrics compares row pairs in pandas, so cost is attack_rows x attack_train_rows",
+    )
+    attack_train_rows: int = Field(
+        default=2_000,
+        ge=100,
+        description="training rows the dcr_baseline_protection gate compares with (plus each sampled row's "
+        "identical training row, so copies are always found); not a threshold",
     )

@@ -2,8 +2,8 @@
 
 Families: `contract` (GX release suite, synthetic rows present), `keys` (referential integrity,
 primary keys), `pii` (PII replay), `constraints` (business rules), `quality` (SDMetrics quality
-and diagnostic), `privacy` (exact copies, DCR share), `utility` (TSTR vs TRTR, rarest-class recall),
-`bias` (group shares and target rates of the `sensitive` columns).
+and diagnostic), `privacy` (exact copies, DCR low tail, DCR baseline protection), `utility` (TSTR vs TRTR,
+rarest-class recall), `bias` (group shares and target rates of the `sensitive` columns).
 """
 
 from pipelines.gates.base import Gate, GateContext, GateResult, gate

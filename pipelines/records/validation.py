@@ -18,7 +18,7 @@ from pipelines.records.base import FileEntry, FileRef, Model, StageRecord
 class GateResult(Model):
     """One gate's verdict: a figure compared with a threshold from params.yaml."""
 
-    name: str = Field(description="the gate's name, e.g. quality or dcr_share")
+    name: str = Field(description="the gate's name, e.g. quality or dcr_low_tail")
     value: float = Field(description="the measured figure (rounded to 6 decimals)")
     threshold: float = Field(description="the limit the figure is compared with")
     comparison: Literal[">=", "<="] = Field(description="how value must compare with threshold to pass")

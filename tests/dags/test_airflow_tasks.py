@@ -34,7 +34,7 @@ def test_nested_conf_like_params_yaml(ws):
 
 
 def test_form_fields_map_to_their_sections(ws):
-    form = {"rows": 300, "quality_min": 0.5, "synthesizer": "ctgan", "seed": 9, "force": True, "dcr_share_max": None}
+    form = {"rows": 300, "quality_min": 0.5, "synthesizer": "ctgan", "seed": 9, "force": True, "dcr_low_tail_max": None}
     cfg, overrides, force = at.resolve_config(_params(ws), "hdma", {}, form)
     assert (cfg.generate.rows, cfg.gates.quality_min, cfg.fit.synthesizer, cfg.seed) == (300, 0.5, "ctgan", 9)
     assert overrides == {
