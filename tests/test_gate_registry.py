@@ -154,9 +154,9 @@ def test_a_column_that_changed_type_is_named_not_a_bare_value_error(blended, mon
     changed = frames[0].assign(uria=["Delaware", "Ohio"] * (len(frames[0]) // 2))
     args = (Metadata.load_from_dict(read_json(p.model_metadata)), load_suite(p.release_suite))
     cfg = load(blended, "hdma")
-    with pytest.raises(InvalidInputError, match=r"gate '\w+': column 'uria' holds numbers in train but text") as err:
+    with pytest.raises(InvalidInputError, match=r"column 'uria'") as err:  # whichever gate compares it first
         validate.evaluate(cfg, changed, *frames[1:], *args)
-    assert "could not convert string to float: 'Delaware'" in str(err.value)
+    assert "Delaware" in str(err.value) and "numbers" in str(err.value)
     monkeypatch.setattr(registry, "GATES", [Raises()])
     with pytest.raises(ValueError, match="a bug in the gate"):
         validate.evaluate(cfg, frames[0], *frames[1:], *args)
