@@ -32,6 +32,8 @@ from pipelines.records.release import (
     ReleaseAttempt,
 )
 from pipelines.records.stages import BlendRecord, FitRecord, GenerateRecord, IngestRecord
+from pipelines.records.validation import ValidateRecord
+from pipelines.verdicts import verified_validation
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -87,12 +89,12 @@ def load_records(paths: DatasetPaths) -> dict[str, Any]:
         "fit": FitRecord.read(paths.record("fit")),
         "generate": GenerateRecord.read(paths.record("generate")),
         "blend": BlendRecord.read(paths.record("blend")),
-        "validate": read_json(paths.record("validate")),
+        "validate": ValidateRecord.read(paths.record("validate")),
     }
     blended = records["blend"].blended.sha256
     if tableset.digest(paths.blended) != blended:
         raise IntegrityError(f"{paths.rel(paths.blended)}: changed since blend recorded it; re-run blend")
-    if records["validate"]["blended_sha256"] != blended:
+    if records["validate"].blended_sha256 != blended:
         raise IntegrityError("validation report is for another blended file; re-run validate")
     return records
 
@@ -111,7 +113,7 @@ def build_manifest(
     ingest: IngestRecord = records["ingest"]
     fit: FitRecord = records["fit"]
     blend: BlendRecord = records["blend"]
-    stage_runs = {s: (r["mlflow"]["run_id"] if isinstance(r, dict) else r.mlflow.run_id) for s, r in records.items()}
+    stage_runs = {s: r.mlflow.run_id for s, r in records.items()}
     return Manifest(
         dataset=cfg.name,
         version=version,
@@ -144,7 +146,7 @@ def build_manifest(
             registered_version=fit.model.registered_version,
         ),
         gates=[GateVerdict.model_validate(g) for g in validation["gates"]],
-        gx=records["validate"]["gx"],
+        gx=records["validate"].gx.model_dump(mode="json"),
         blend=BlendSummary(
             strategy=blend.strategy,
             rows_by_provenance=blend.rows_by_provenance,
@@ -198,10 +200,10 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     with dataset_lock(paths):
         recover(paths)
         records = load_records(paths)
-        validation = read_json(paths.validation)
-        failed = [g for g in validation["gates"] if not g["passed"]]
         version = current_version(paths) + 1
         with tracking.stage_run(cfg, paths, "release") as handle:
+            validation = verified_validation(cfg, paths, records["validate"])
+            failed = [g for g in validation["gates"] if not g["passed"]]
             attempt = {
                 "dataset": cfg.name,
                 "attempted_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -31,6 +31,8 @@ class GateVerdict(Model):
     name: str
     value: float
     threshold: float
+    param: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    allowance: float = Field(default=0.0, exclude_if=lambda v: v == 0.0)
     comparison: Literal[">=", "<="]
     passed: bool
 
