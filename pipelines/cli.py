@@ -14,6 +14,7 @@ from typing import Any
 
 from pipelines import STAGES
 from pipelines.errors import GateFailed, IntegrityError, SynthgateError
+from pipelines.redact import redact
 
 log = logging.getLogger("synthgate")
 
@@ -191,7 +192,7 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
     from pipelines.lineage import lineage, render
 
     report = lineage(args.query, use_mlflow=not args.no_mlflow)
-    print(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render(report))
+    print(redact(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render(report)))
     return 4 if report["tampered"] else (0 if report["ok"] else 1)
 
 
@@ -199,7 +200,7 @@ def _cmd_releases(args: argparse.Namespace) -> int:
     from pipelines.lineage import releases, render_releases
 
     report = releases(args.dataset)
-    print(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render_releases(report))
+    print(redact(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render_releases(report)))
     return 0
 
 
@@ -208,7 +209,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from pipelines.reproduce import render, reproduce
 
     result = reproduce(args.query, workdir=args.workdir, keep=args.keep, timeout=args.timeout)
-    print(json.dumps(result, indent=2, sort_keys=True, default=str) if args.json else render(result))
+    print(redact(json.dumps(result, indent=2, sort_keys=True, default=str) if args.json else render(result)))
     return 0 if result["same"] else 4
 
 
@@ -235,5 +236,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --overrides is not valid JSON: {err}", file=sys.stderr)
         return 2
     except SynthgateError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(redact(f"error: {err}"), file=sys.stderr)
         return next((c for t, c in EXIT_CODES.items() if isinstance(err, t)), 2)

@@ -22,6 +22,7 @@ class DatasetConfig(StrictModel):
     target: str | None = None
     sensitive: tuple[str, ...] = Field(
         default=(),
+        strict=False,
         description="columns of the main table whose groups the bias gates compare (share and target rate, "
         "synthetic vs train), e.g. [black]",
     )
@@ -29,7 +30,7 @@ class DatasetConfig(StrictModel):
     default: bool = True
     description: str = ""
     schedule: str | None = None
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = Field(default=(), strict=False)
     ingest: IngestConfig
     fit: FitConfig
     generate: GenerateConfig

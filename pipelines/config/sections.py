@@ -15,7 +15,7 @@ class IngestConfig(StrictModel):
     """Reading, normalising and splitting the real data."""
 
     holdout_fraction: float = Field(default=0.2, gt=0, lt=0.9)
-    drop_columns: tuple[str, ...] = ()
+    drop_columns: tuple[str, ...] = Field(default=(), strict=False)
     min_rows: int = Field(default=50, ge=2)
     orphans: Literal["nullify", "drop", "error"] = Field(
         default="nullify",
@@ -70,7 +70,7 @@ class PiiConfig(StrictModel):
     columns: dict[str, PiiKind] = Field(
         default_factory=dict, description="declared PII columns: column -> kind (name, email, ...)"
     )
-    ignore: tuple[str, ...] = Field(default=(), description="columns detection must leave alone")
+    ignore: tuple[str, ...] = Field(default=(), strict=False, description="columns detection must leave alone")
 
     @model_validator(mode="after")
     def _declared_not_ignored(self) -> PiiConfig:
@@ -98,7 +98,7 @@ class FitConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of that engine")
     pii: PiiConfig = Field(default_factory=PiiConfig)
     constraints: tuple[ConstraintRule, ...] = Field(
-        default=(), description="business rules enforced at fit time and gated before release"
+        default=(), strict=False, description="business rules enforced at fit time and gated before release"
     )
 
     @model_validator(mode="after")
