@@ -52,21 +52,28 @@ def run_stage(stage: str, cfg: Any, root: Path | None = None) -> dict[str, Any]:
     """Run one stage's `run` for a dataset config (the edge all runners share)."""
     import importlib
 
+    from pipelines.locks import run_lock
     from pipelines.paths import paths_for
 
     module = importlib.import_module(f"pipelines.{stage}")
+    paths = paths_for(cfg.name, root)
     started = time.perf_counter()
-    log.info("%s %s: started", stage, cfg.name)
-    result = module.run(cfg, paths_for(cfg.name, root))
+    with run_lock(paths, f"synthgate {stage} {cfg.name}"):
+        log.info("%s %s: started", stage, cfg.name)
+        result = module.run(cfg, paths)
     log.info("%s %s: done in %.1f s", stage, cfg.name, time.perf_counter() - started)
     return result
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
+    from pipelines.locks import run_lock
+    from pipelines.paths import paths_for
+
     cfg = _config(args)
     stages = STAGES if args.command == "run" else (args.command,)
-    for stage in stages:
-        run_stage(stage, cfg)
+    with run_lock(paths_for(cfg.name), f"synthgate {args.command} {cfg.name}"):  # the whole run
+        for stage in stages:
+            run_stage(stage, cfg)
     if "release" in stages:
         print(summary(cfg.name))
     return 0
