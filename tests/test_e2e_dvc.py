@@ -103,6 +103,30 @@ def test_impossible_gate_fails_naming_it_and_keeps_release(repo):
         params_file.write_text(original)
 
 
+def test_a_params_mistake_deletes_no_output(repo):
+    """A typo in params.yaml: the stage refuses to run and DVC has deleted nothing (`persist`)."""
+    _dvc(repo, "repro")  # up to date first (an earlier test may have left a change)
+    outputs = [
+        "data/prepared/hdma/train.parquet",
+        "models/hdma/synthesizer.pkl",
+        "runs/hdma/fit.json",
+        "reports/hdma/validation.json",
+    ]
+    before = {o: sha256_file(repo / o) for o in outputs}
+    params_file = repo / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["datasets"]["hdma"]["fit"] = {"synthesiser": "ctgan"}  # misspelt key
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        proc = _dvc(repo, "repro", ok=False)
+        assert proc.returncode != 0 and "datasets.hdma.fit.synthesiser" in proc.stdout + proc.stderr
+        assert {o: sha256_file(repo / o) for o in outputs} == before
+    finally:
+        params_file.write_text(original)
+    assert _ran(_dvc(repo, "repro").stdout) == []  # the old outputs are still the recorded ones
+
+
 def test_adding_a_csv_dataset_takes_a_block_and_init(repo):
     """A new dataset: one params.yaml block, `synthgate expectations init`, then `dvc repro`."""
     from tests.conftest import WEATHER
