@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import STAGES
-from pipelines.errors import GateFailed, IntegrityError, SynthgateError
+from pipelines.errors import GateFailed, IntegrityError, OutOfResources, SynthgateError, TrackingUnavailable
 from pipelines.redact import redact
 
 log = logging.getLogger("synthgate")
 
-EXIT_CODES = {GateFailed: 3, IntegrityError: 4}
+EXIT_CODES = {GateFailed: 3, IntegrityError: 4, OutOfResources: 5, TrackingUnavailable: 6}
+"""Exit codes besides 0 (ok) and 2 (bad input or configuration, every other SynthgateError)."""
 
 
 def _quiet_libraries() -> None:
@@ -220,6 +221,34 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if result["same"] else 4
 
 
+def typed(err: BaseException) -> BaseException:
+    """The typed error for a failure the user can act on (disk full, out of memory, the tracking
+    store failing), or `err` itself: a bare traceback is only ever a bug."""
+    import errno
+
+    if isinstance(err, SynthgateError | json.JSONDecodeError):
+        return err
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {err.filename}" if err.filename else ""
+        return OutOfResources(
+            f"out of disk space{where}: free space (or move the workspace) and run again; "
+            "every file is replaced atomically, so nothing already published was touched"
+        )
+    if isinstance(err, MemoryError):
+        return OutOfResources(
+            "out of memory: lower generate.shard_rows, gates.sample_rows or the source size, or run on a "
+            "machine with more memory; nothing already published was touched"
+        )
+    module = type(err).__module__
+    if module.startswith(("mlflow", "sqlalchemy")):
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return TrackingUnavailable(
+            f"the MLflow tracking store failed ({type(err).__name__}: {first}): check MLFLOW_TRACKING_URI and the "
+            "store (server, database, disk), then run again"
+        )
+    return err
+
+
 def entry() -> int:
     """The `synthgate` console script and `python -m pipelines`: pins the hash seed, then `main`."""
     from pipelines.determinism import reexec_with_pinned_hash_seed
@@ -229,7 +258,8 @@ def entry() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: exit 0 on success, 2 bad input/config, 3 gate failed, 4 integrity error."""
+    """Entry point: exit 0 on success, 2 bad input/config, 3 gate failed, 4 integrity error,
+    5 out of disk or memory, 6 tracking store unavailable."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -238,7 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     _quiet_libraries()
     try:
-        return int(args.func(args))
+        try:
+            return int(args.func(args))
+        except Exception as err:  # MemoryError and OSError included
+            mapped = typed(err)
+            if mapped is err:
+                raise
+            raise mapped from err
     except json.JSONDecodeError as err:
         print(f"error: --overrides is not valid JSON: {err}", file=sys.stderr)
         return 2

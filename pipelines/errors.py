@@ -33,6 +33,14 @@ class IntegrityError(SynthgateError):
     """A recorded digest does not match the file on disk (tampered or stale artifact)."""
 
 
+class TrackingUnavailable(SynthgateError):
+    """The MLflow tracking store cannot be reached or refuses a write (exit code 6)."""
+
+
+class OutOfResources(SynthgateError):
+    """The machine ran out of disk space or memory (exit code 5); nothing was published."""
+
+
 class GateFailed(SynthgateError):
     """One or more release gates failed; nothing was published."""
 

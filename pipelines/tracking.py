@@ -35,6 +35,33 @@ def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlflow_db(root)}"
 
 
+def check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """TrackingUnavailable unless an http(s) tracking server answers within `timeout_s`
+    (the MLflow client would retry for minutes before failing)."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from pipelines.errors import TrackingUnavailable
+    from pipelines.redact import redact, split_credentials
+
+    bare, credentials = split_credentials(uri)
+    request = urllib.request.Request(f"{bare.rstrip('/')}/health")
+    if credentials:
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered: reachable (a proxy or auth in front may refuse /health itself)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise TrackingUnavailable(
+            redact(f"MLflow tracking server {uri} is not reachable ({err}): start it, or unset ")
+            + "MLFLOW_TRACKING_URI to use the embedded store (mlflow.db)"
+        ) from None
+
+
 def use_store(root: Path) -> str:
     """Point this process's MLflow client at the store of `root`; return the URI.
 
@@ -126,7 +153,9 @@ def stage_run(cfg: DatasetConfig, paths: DatasetPaths, stage: str) -> Iterator[S
     from mlflow.tracking import MlflowClient
 
     root = paths.root
-    use_store(root)
+    uri = use_store(root)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
     client = MlflowClient()
     exp_name = experiment_name(cfg.name)
     experiment_id = _experiment_id(client, exp_name, root)
@@ -189,7 +218,9 @@ def start_pipeline(cfg: DatasetConfig, paths: DatasetPaths) -> str:
     from mlflow.tracking import MlflowClient
 
     root = paths.root
-    use_store(root)
+    uri = use_store(root)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
     client = MlflowClient()
     exp_name = experiment_name(cfg.name)
     experiment_id = _experiment_id(client, exp_name, root)
