@@ -73,8 +73,17 @@ def _cmd_stage(args: argparse.Namespace) -> int:
     cfg = _config(args)
     stages = STAGES if args.command == "run" else (args.command,)
     with run_lock(paths_for(cfg.name), f"synthgate {args.command} {cfg.name}"):  # the whole run
-        for stage in stages:
-            run_stage(stage, cfg)
+        if args.command == "run":  # its stages share one MLflow pipeline run, and no other does
+            import uuid
+
+            from pipelines.tracking import TOKEN_ENV
+
+            os.environ[TOKEN_ENV] = f"cli-run:{uuid.uuid4().hex}"
+        try:
+            for stage in stages:
+                run_stage(stage, cfg)
+        finally:
+            os.environ.pop("SYNTHGATE_PIPELINE_TOKEN", None)
     if "release" in stages:
         print(summary(cfg.name))
     return 0

@@ -54,6 +54,12 @@ def test_release_and_manifest(repo):
     assert manifest["files"][0]["sha256"] == sha256_file(repo / "data/release/hdma/hdma.parquet")
     metrics = _dvc(repo, "metrics", "show", "--json").stdout
     assert "quality" in metrics
+    from pipelines.tracking import get_run
+
+    parent = manifest["mlflow"]["run_id"]  # the six stage processes of one `dvc repro` share one parent
+    assert get_run(parent, repo).data.tags["synthgate.pipeline_key"].startswith("dvc:")
+    for stage, run_id in manifest["mlflow"]["stage_runs"].items():
+        assert get_run(run_id, repo).data.tags["mlflow.parentRunId"] == parent, stage
 
 
 def test_second_repro_is_a_noop(repo):

@@ -254,3 +254,36 @@ def test_lineage_flags_a_manifest_whose_verdict_does_not_hold(released):
     finally:
         for f, text in zip(copies, originals, strict=True):
             f.write_text(text)
+
+
+def test_a_dead_pipeline_run_is_never_joined(released):
+    """A killed run left its parent RUNNING with other params: the next run opens its own parent,
+    closes the dead one as FAILED (tagged stale), and the parent's params are the manifest's."""
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.tracking import experiment_name, get_run, use_store
+
+    use_store(released)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment_name("hdma"))
+    dead = client.create_run(
+        exp.experiment_id,
+        run_name="hdma-pipeline",
+        tags={"synthgate.role": "pipeline", "synthgate.runner": "cli", "synthgate.dataset": "hdma"},
+    ).info.run_id
+    client.log_param(dead, "generate.rows", "1000000000000")
+    run_stages(released, "hdma", ("validate", "release"))
+    m = json.loads(paths_for("hdma", released).manifest.read_text())
+    assert m["mlflow"]["run_id"] != dead
+    stale = get_run(dead, released)
+    assert stale.info.status == "FAILED" and "later pipeline run" in stale.data.tags["synthgate.stale"]
+    assert get_run(m["mlflow"]["run_id"], released).data.params["generate.rows"] == str(m["params"]["generate"]["rows"])
+
+
+def test_releases_lists_every_version(released):
+    from pipelines.lineage import releases
+
+    listed = releases("hdma", released)
+    versions = sorted(r["version"] for r in listed["releases"] if r["verdict"] == "released")
+    on_disk = sorted(int(f.stem[1:]) for f in paths_for("hdma", released).manifests_dir.glob("v*.json"))
+    assert versions == on_disk and len(versions) >= 2
