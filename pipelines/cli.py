@@ -49,6 +49,11 @@ def _config(args: argparse.Namespace) -> Any:
     return apply_overrides(params, args.dataset, overrides)
 
 
+def release_swap_cut(paths: Any) -> bool:
+    """Whether a release swap was cut between its renames (the old release set aside)."""
+    return paths.release_dir.with_name(f".{paths.name}.old").exists()
+
+
 def run_stage(stage: str, cfg: Any, root: Path | None = None) -> dict[str, Any]:
     """Run one stage's `run` for a dataset config (the edge all runners share)."""
     import importlib
@@ -60,6 +65,11 @@ def run_stage(stage: str, cfg: Any, root: Path | None = None) -> dict[str, Any]:
     paths = paths_for(cfg.name, root)
     started = time.perf_counter()
     with run_lock(paths, f"synthgate {stage} {cfg.name}"):
+        if paths.publish_journal.is_file() or release_swap_cut(paths):
+            from pipelines.release import dataset_lock, recover
+
+            with dataset_lock(paths):
+                log.warning("%s", recover(paths))
         log.info("%s %s: started", stage, cfg.name)
         result = module.run(cfg, paths)
     log.info("%s %s: done in %.1f s", stage, cfg.name, time.perf_counter() - started)
@@ -194,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("dataset")
     rl.add_argument("--json", action="store_true", help="print the list as JSON")
     rl.set_defaults(func=_cmd_releases)
+    rc = sub.add_parser("recover", help="finish or roll back a release a crash interrupted (runs also do it)")
+    rc.add_argument("dataset")
+    rc.set_defaults(func=_cmd_recover)
     rp = sub.add_parser("reproduce", help="re-run a release from its records and compare its sha256")
     rp.add_argument("query", help="<dataset>@<version>, or a release file path / sha256")
     rp.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -218,6 +231,20 @@ def _cmd_releases(args: argparse.Namespace) -> int:
 
     report = releases(args.dataset)
     print(redact(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render_releases(report)))
+    return 0
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from pipelines.locks import run_lock
+    from pipelines.paths import paths_for
+    from pipelines.release import dataset_lock, recover
+
+    from pipelines.config import load_params
+
+    paths = paths_for(load_params(Path(args.params)).dataset(args.dataset).name)
+    with run_lock(paths, f"synthgate recover {paths.name}"), dataset_lock(paths):
+        done = recover(paths)
+    print(done or f"nothing to recover for '{paths.name}'")
     return 0
 
 

@@ -131,6 +131,11 @@ class DatasetPaths:
         return locks_dir(self.root) / f"{self.name}.lock"
 
     @property
+    def publish_journal(self) -> Path:
+        """What a release in progress still has to record once its version is swapped in."""
+        return locks_dir(self.root).parent / "releases" / f"{self.name}.publishing.json"
+
+    @property
     def run_lock(self) -> Path:
         """The per-dataset run lock: one run (any stage, any runner) of a dataset at a time."""
         return locks_dir(self.root) / f"{self.name}.run.lock"
