@@ -92,6 +92,31 @@ def test_canaries_are_valid_outliers_far_from_every_training_row(hdma):
     assert not c.planted.equals(make_canaries(train, _columns(metadata), K, 8).planted)
 
 
+def test_canaries_keep_each_columns_grain():
+    """Dates stay dates, whole seconds whole seconds, decimals and integers as declared; booleans exist."""
+    rng = np.random.default_rng(0)
+    n = 200
+    real = pd.DataFrame(
+        {
+            "day": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D"),
+            "at": pd.Timestamp("2020-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 10**7, n), unit="s"),
+            "x": rng.normal(size=n).round(2),
+            "count": rng.integers(0, 5, n),
+            "flag": rng.random(n) < 0.3,
+        }
+    )
+    meta = {"day": {"sdtype": "datetime"}, "at": {"sdtype": "datetime"}, "x": {"sdtype": "numerical"}}
+    meta |= {"count": {"sdtype": "numerical"}, "flag": {"sdtype": "boolean"}}
+    meta["x"]["decimal_places"] = 2
+    c = make_canaries(real, meta, 5, 1)
+    both = pd.concat([c.planted, c.controls])
+    assert (both.dtypes == real.dtypes).all()
+    assert (both["day"] == both["day"].dt.floor("D")).all() and (both["at"] == both["at"].dt.floor("s")).all()
+    assert (both["x"] == both["x"].round(2)).all() and both["flag"].isin([True, False]).all()
+    for col in ("day", "at", "x", "count"):
+        assert (~both[col].between(real[col].min(), real[col].max())).all(), col
+
+
 def test_canaries_obey_the_business_rules(hdma):
     train, _, metadata = hdma
     rules = (InequalityRule(type="inequality", low="hir", high="dir"), PositiveRule(type="positive", column="lvr"))

@@ -55,8 +55,9 @@ def _outward(s: pd.Series, rng: np.random.Generator, n: int, decimals: int | Non
     if pd.api.types.is_datetime64_any_dtype(s):
         offsets = pd.to_timedelta(steps)
         out = pd.Series(np.where(up, hi + offsets, lo - offsets), dtype=s.dtype)
-        if (values == values.dt.normalize()).all():  # dates stay dates
-            out = out.where(~up, out.dt.ceil("D")).where(up, out.dt.floor("D"))
+        for unit in ("D", "h", "min", "s"):  # dates stay dates, whole seconds whole seconds
+            if (values == values.dt.floor(unit)).all():
+                return out.where(~up, out.dt.ceil(unit)).where(up, out.dt.floor(unit))
         return out
     raw = np.where(up, hi + steps, lo - steps).astype(float)
     integral = bool((values == np.round(values)).all())
@@ -104,9 +105,11 @@ def candidates(
 
 def obeying(frame: pd.DataFrame, rules: Sequence[ConstraintRule], real: pd.DataFrame) -> pd.DataFrame:
     """The rows of `frame` that break none of the business rules."""
+    import pandas as pd
+
     from pipelines.constraints import real_combinations, violations
 
-    ok = frame.index.to_series().map(lambda _: True)
+    ok = pd.Series(True, index=frame.index)
     for rule in rules:
         combos = real_combinations(rule, real) if rule.type == "fixed_combinations" else None
         ok &= ~violations(rule, frame, combos)
