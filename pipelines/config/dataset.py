@@ -110,6 +110,8 @@ class DatasetConfig(StrictModel):
             "fit.constraints": bool(self.fit.constraints) and "not supported for relational datasets yet",
             "fit.pii.columns": bool(self.fit.pii.columns)
             and "not supported for relational datasets yet (the pii_replay gate still checks detected PII)",
+            "gates.canaries": self.gates.canaries > 0
+            and "single tables only (the shadow fit plants canaries in one table)",
         }
         return [f"{key}: {why}" for key, why in unsupported.items() if why]
 

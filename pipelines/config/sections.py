@@ -299,3 +299,20 @@ class GatesConfig(StrictModel):
         description="training rows the dcr_baseline_protection gate compares with (plus each sampled row's "
         "identical training row, so copies are always found); not a threshold",
     )
+    canaries: int = Field(
+        default=0,
+        ge=0,
+        le=500,
+        description="outlier records planted in the train split of a shadow fit (and as many kept back as "
+        "controls) for the canaries gate; 0: off (the default: the shadow fit costs a second fit); single "
+        "tables only",
+    )
+    canary_exposure_max: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="highest share of planted canaries a shadow fit's rows expose (equal on the compared columns, "
+        "or within half the canary's distance to the closest training row) minus the share of the controls "
+        "never planted; the canaries gate passes when excess <= this; default 0.1: one canary in ten "
+        "(docs/gates.md)",
+    )

@@ -81,7 +81,7 @@ def privacy_gates(
     return _results(p, gates), asdict(p)
 
 
-def _excluded(ctx: GateContext) -> dict[str, str]:
+def excluded_columns(ctx: GateContext) -> dict[str, str]:
     """The main table's keys and the fit plan's PII columns, with the reason each is left out."""
     from pipelines.keys import key_columns
     from pipelines.pii import PiiPlan
@@ -96,7 +96,7 @@ def _excluded(ctx: GateContext) -> dict[str, str]:
 def _privacy(ctx: GateContext) -> tuple[dict[str, GateResult], Figures]:
     main = ctx.main
     frames = (ctx.synthetic[main], ctx.train[main], ctx.holdout[main])
-    results, figures = privacy_gates(*frames, ctx.cfg.gates, ctx.cfg.seed, _excluded(ctx))
+    results, figures = privacy_gates(*frames, ctx.cfg.gates, ctx.cfg.seed, excluded_columns(ctx))
     if ctx.layout.relational:
         figures["table"] = main
     return {r.name: r for r in results}, {"privacy": figures}

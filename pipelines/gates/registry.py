@@ -6,7 +6,7 @@ A new gate is one module (a class with `name`, `param`, `applies` and `evaluate`
 
 from __future__ import annotations
 
-from pipelines.gates import bias, constraints, contract, keys, pii, privacy, quality, utility
+from pipelines.gates import bias, canaries, constraints, contract, keys, pii, privacy, quality, utility
 from pipelines.gates.base import Gate
 
 GATES: list[Gate] = [
@@ -25,6 +25,7 @@ GATES: list[Gate] = [
     utility.MinorityUtility(),
     bias.BIAS,
     bias.BIAS_SHARE,
+    canaries.Canaries(),
 ]
 
 
