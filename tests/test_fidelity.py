@@ -59,7 +59,7 @@ def evaluate(make_workspace, hdma):
 
 
 def test_holdout_rows_pass_both_floors(evaluate, hdma):
-    shape, pair, figures = evaluate(hdma[1])
+    shape, pair, _ = evaluate(hdma[1])
     assert shape.passed and pair.passed, (shape, pair)
     assert shape.value > 0.9 and pair.value > 0.9
     assert "0 of 13 below the floor" in shape.explanation
@@ -86,7 +86,7 @@ def test_a_destroyed_pair_fails_pair_trend_not_column_shape(evaluate, hdma):
 
 def test_pair_figures_cover_every_pair_worst_first(evaluate, hdma):
     """Every pair of compared columns: n(n-1)/2, weak trends too, each with its metric, worst first."""
-    train, holdout, metadata = hdma
+    _, holdout, metadata = hdma
     _, _, figures = evaluate(holdout)
     columns = metadata.to_dict()["tables"]["hdma"]["columns"]
     compared = [c for c, m in columns.items() if m["sdtype"] in COMPARED]
