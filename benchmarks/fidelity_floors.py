@@ -134,24 +134,35 @@ def run(dataset: str, sample_rows: int | None) -> list[dict[str, Any]]:
     return rows
 
 
-def null_spread(dataset: str, splits: int) -> dict[str, Any]:
-    """Real rows in place of synthetic ones: fresh train/holdout splits of the main table's real rows."""
+def null_spread(dataset: str, splits: int, rows: int | None) -> dict[str, Any]:
+    """Real rows in place of synthetic ones: fresh train/holdout splits of the main table's real rows
+    (the holdout cut to `rows` rows when given: what the sampling allowance must absorb)."""
     from pipelines.tableset import split_frame
 
     data = load(dataset, None)
     main, cfg = data["main"], data["cfg"]
     real = pd.concat([data["train"][main], data["holdout"][main]], ignore_index=True)
-    shape, pair = [], []
+    shape, pair, passed = [], [], 0
     for seed in range(splits):
         train, holdout, _ = split_frame(real, cfg.ingest.holdout_fraction, seed, cfg.target)
+        holdout = holdout.sample(n=min(rows or len(holdout), len(holdout)), random_state=seed)
         results, _, _ = score(data, {**data["train"], main: holdout}, {**data["train"], main: train})
         shape.append(results["column_shape"].value)
         pair.append(results["pair_trend"].value)
+        passed += results["column_shape"].passed and results["pair_trend"].passed
 
     def spread(values: list[float]) -> str:
         return " / ".join(f"{np.percentile(values, q):.3f}" for q in (0, 5, 50))
 
-    return {"dataset": dataset, "splits": splits, "column_shape": spread(shape), "pair_trend": spread(pair)}
+    n = min(rows or len(holdout), len(holdout))
+    return {
+        "dataset": dataset,
+        "splits": splits,
+        "rows": n,
+        "column_shape": spread(shape),
+        "pair_trend": spread(pair),
+        "passed": passed,
+    }
 
 
 def _worst(figures: dict[str, Any], key: str) -> str:
@@ -187,19 +198,23 @@ def main() -> None:
     ap.add_argument("--datasets", default="hdma,diamonds,nycflights13")
     ap.add_argument("--sample-rows", type=int, default=None, help="override gates.sample_rows")
     ap.add_argument("--splits", type=int, default=20, help="real-vs-real splits per dataset (0: none)")
+    ap.add_argument("--rows", type=int, default=None, help="real-vs-real: holdout rows kept (default: all)")
+    ap.add_argument("--controls", action=argparse.BooleanOptionalAction, default=True, help="the control table")
     args = ap.parse_args()
     from pipelines.cli import _quiet_libraries
 
     _quiet_libraries()
     names = args.datasets.split(",")
-    print(_table([r for name in names for r in run(name, args.sample_rows)]), flush=True)
+    if args.controls:
+        print(_table([r for name in names for r in run(name, args.sample_rows)]) + "\n", flush=True)
     if args.splits:
-        print(
-            "\n| dataset | splits | column_shape min / p5 / median | pair_trend min / p5 / median |\n|---|---|---|---|"
-        )
+        spread = "min / p5 / median"
+        print(f"| dataset | splits | holdout rows | column_shape {spread} | pair_trend {spread} | both pass |")
+        print("|---|---|---|---|---|---|")
         for name in names:
-            n = null_spread(name, args.splits)
-            print(f"| {n['dataset']} | {n['splits']} | {n['column_shape']} | {n['pair_trend']} |", flush=True)
+            n = null_spread(name, args.splits, args.rows)
+            cells = (n["dataset"], n["splits"], n["rows"], n["column_shape"], n["pair_trend"], n["passed"])
+            print("| " + " | ".join(map(str, cells)) + " |", flush=True)
 
 
 if __name__ == "__main__":
