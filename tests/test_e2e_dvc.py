@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipelines.io import sha256_file
-from tests.conftest import copy_repo, git_init, run_stages, venv_env
+from tests.conftest import FLOORS_OFF, copy_repo, git_init, run_stages, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def repo(tmp_path_factory) -> Path:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     hdma = params["datasets"]["hdma"]
     hdma["generate"] = {"rows": ROWS}
-    hdma["gates"] = {"sample_rows": ROWS, "minority_recall_ratio_min": 0.0}  # small slice: noisy rare-class figures
+    hdma["gates"] = {"sample_rows": ROWS, "minority_recall_ratio_min": 0.0, **FLOORS_OFF}  # noisy rare-class figures
     hdma["sensitive"] = []  # nor bias figures (tests/test_bias.py)
     params["datasets"] = {"hdma": hdma}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -148,7 +148,7 @@ def test_adding_a_csv_dataset_takes_a_block_and_init(repo):
         "fit": {},
         "generate": {"rows": 300},
         "blend": {},
-        "gates": {"sample_rows": 300},
+        "gates": {"sample_rows": 300, **FLOORS_OFF},
     }
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     init = subprocess.run(

@@ -50,6 +50,8 @@ def test_manifest_has_the_lineage_fields(released):
         "gx_release",
         "quality",
         "diagnostic",
+        "column_shape",
+        "pair_trend",
         "exact_copies",
         "dcr_low_tail",
         "dcr_baseline_protection",

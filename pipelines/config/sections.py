@@ -194,6 +194,22 @@ class GatesConfig(StrictModel):
         description="lowest SDMetrics diagnostic score (0-1: valid ranges, categories, keys and column types); "
         "the diagnostic gate passes when score >= this; default 0.95: almost every value is a valid one",
     )
+    column_shape_min: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="lowest shape score of any single column (SDMetrics Column Shapes: KSComplement for numbers "
+        "and dates, TVComplement for categories; 1 = same distribution); the column_shape gate passes when the "
+        "worst column's score >= this, so one broken column blocks however good the average (docs/gates.md)",
+    )
+    pair_trend_min: float = Field(
+        default=0.75,
+        ge=0,
+        le=1,
+        description="lowest trend score of any pair of columns (CorrelationSimilarity for two numeric columns, "
+        "ContingencySimilarity otherwise; every pair, not only the strongly correlated ones SDMetrics averages); "
+        "the pair_trend gate passes when the worst pair's score >= this (docs/gates.md)",
+    )
     exact_copies_max: float = Field(
         default=0.01,
         ge=0,

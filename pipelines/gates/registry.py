@@ -18,6 +18,8 @@ GATES: list[Gate] = [
     contract.SyntheticRows(),
     quality.QUALITY,
     quality.DIAGNOSTIC,
+    quality.COLUMN_SHAPE,
+    quality.PAIR_TREND,
     privacy.EXACT_COPIES,
     privacy.DCR_LOW_TAIL,
     privacy.DCR_BASELINE_PROTECTION,
