@@ -183,3 +183,19 @@ def test_a_failure_inside_the_environment_comes_back_typed(tmp_path):
     model = ExternalModel(tmp_path, {"params": {}, "columns": [], "dtypes": {}})
     with pytest.raises(EngineError, match=r"engine 'tabular_argn' \(sample, environment .*tabularargn\)"):
         ENGINE.sample(model, SampleRequest(rows=5, seed=1, main="t", train_rows=5))
+
+
+@needs_env
+@pytest.mark.slow
+def test_differential_privacy_reports_the_epsilon_reached(make_workspace, hdma_slice):
+    dp = {"max_epsilon": 5.0, "delta": 1e-5}
+    block = small_block(
+        hdma_slice, "deny", fit={"synthesizer": "tabular_argn", "params": {**TINY, "differential_privacy": dp}}
+    )
+    ws = make_workspace(toy=block)
+    with clean_env():
+        run_stages(ws, "toy", ("ingest", "fit"))
+    p = paths_for("toy", ws)
+    model = ENGINE.load(p.model, read_json(p.record("fit"))["model"]["sha256"], "model")
+    training = model.manifest["training"]
+    assert 0 < training["dp_eps"] <= 5.0 and training["dp_delta"] == 1e-5

@@ -66,7 +66,7 @@ class ExternalEngine(Engine):
         python = self.env.ensure(self.info.name)
         response = workdir / f"{action}-response.json"
         path = workdir / f"{action}-request.json"
-        path.write_text(json.dumps({**request, "action": action, "response": str(response)}, default=str))
+        path.write_text(json.dumps({**request, "action": action, "response": str(response)}, default=_plain))
         env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
         env.update(
             PYTHONHASHSEED="0",
@@ -136,6 +136,11 @@ class ExternalEngine(Engine):
             )
             df = pd.read_parquet(out)
         return {request.main: restore_dtypes(df, model.manifest["columns"], model.manifest["dtypes"])}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python ones (a condition's value keeps its type), anything else as text."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
