@@ -154,14 +154,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_engines(args: argparse.Namespace) -> int:
     from pipelines import engines
 
-    described = [{**e.info.describe(), "params": sorted(e.info.params)} for e in engines.REGISTRY.values()]
+    chosen = [e for n, e in engines.REGISTRY.items() if not args.setup or n in args.setup or args.setup == ["all"]]
+    if args.setup:
+        unknown = sorted(set(args.setup) - set(engines.REGISTRY) - {"all"})
+        if unknown:
+            raise SynthgateError(f"unknown engines {unknown} (known: {', '.join(engines.REGISTRY)})")
+        for engine in chosen:
+            seconds = engine.setup()
+            if seconds is not None:
+                done = f"built in {seconds:.0f} s" if seconds else "up to date"
+                print(f"{engine.info.name}: {engine.env_state()['path']} {done}")
+        return 0
+    described = [{**e.info.describe(), "params": sorted(e.info.params), "environment": e.env_state()} for e in chosen]
     if args.json:
         print(json.dumps(described, indent=2))
         return 0
-    print(f"{'engine':<16} {'family':<13} {'licence':<10} supports")
+    print(f"{'engine':<16} {'family':<15} {'licence':<11} {'runs in':<24} supports")
     for d in described:
         supports = ", ".join(k for k, v in d["supports"].items() if v)
-        print(f"{d['name']:<16} {d['family']:<13} {d['licence']:<10} {supports}")
+        env = d["environment"]
+        where = f"own env ({'built' if env['built'] else 'not built'})" if env else "platform venv"
+        print(f"{d['name']:<16} {d['family']:<15} {d['licence']:<11} {where:<24} {supports}")
+    if any(d["environment"] and not d["environment"]["built"] for d in described):
+        print("\nAn engine's own environment is built on first use, or ahead with `make setup-engines`.")
     return 0
 
 
@@ -191,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
     en = sub.add_parser("engines", help="the registered engines: family, licence, what they support")
     en.add_argument("--json", action="store_true", help="print the list as JSON")
+    en.add_argument(
+        "--setup",
+        nargs="+",
+        metavar="ENGINE",
+        help="build (or check) the own environments of these engines ('all': every one that has one)",
+    )
     en.set_defaults(func=_cmd_engines)
     sm = sub.add_parser("summary", help="where a dataset's release is and its gate verdicts")
     sm.add_argument("dataset")
@@ -235,11 +256,10 @@ def _cmd_releases(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
+    from pipelines.config import load_params
     from pipelines.locks import run_lock
     from pipelines.paths import paths_for
     from pipelines.release import dataset_lock, recover
-
-    from pipelines.config import load_params
 
     paths = paths_for(load_params(Path(args.params)).dataset(args.dataset).name)
     with run_lock(paths, f"synthgate recover {paths.name}"), dataset_lock(paths):

@@ -56,3 +56,15 @@ class GateFailed(SynthgateError):
             f"release of '{dataset}' blocked: {len(failed)} gate(s) failed:\n{lines}\n"
             "The previous release was left untouched."
         )
+
+
+class EngineError(SynthgateError):
+    """An engine running in its own environment failed (building it, fitting or sampling)."""
+
+    def __init__(self, engine: str, env: str, action: str, detail: str, hint: str = "") -> None:
+        self.engine = engine
+        self.env = env
+        self.action = action
+        self.detail = detail
+        tail = f"\n{hint}" if hint else ""
+        super().__init__(f"engine '{engine}' ({action}, environment {env}) failed:\n{detail}{tail}")

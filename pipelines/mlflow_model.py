@@ -20,6 +20,8 @@ class SynthesizerModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Load the pickled synthesizer after verifying its sha256."""
+        import tarfile
+
         import cloudpickle
 
         from pipelines.io import sha256_file
@@ -28,6 +30,8 @@ class SynthesizerModel(mlflow.pyfunc.PythonModel):
         expected = (Path(context.artifacts["digest"])).read_text().strip()
         if sha256_file(path) != expected:
             raise ValueError(f"{path}: digest mismatch, refusing to unpickle")
+        if tarfile.is_tarfile(path):  # an engine of its own environment (pipelines/engines/external.py)
+            raise ValueError(f"{path}: the engine runs in its own environment; sample with `synthgate generate`")
         with open(path, "rb") as f:
             self._synth = cloudpickle.load(f)
 

@@ -139,6 +139,7 @@ def copy_repo(dest: Path) -> Path:
     """A copy of the repository's tracked layout (no data, no venv) for end-to-end runs."""
     skip = {
         ".venv",
+        ".engines",
         "data",
         "models",
         "runs",

@@ -88,7 +88,7 @@ class DatasetConfig(StrictModel):
         ]
 
     def _engine_problems(self) -> list[str]:
-        """The engine must support the dataset's kind (one table, or several with keys)."""
+        """The engine must support the dataset's kind (one table, or several with keys) and what it asks."""
         from pipelines import engines
 
         info = engines.REGISTRY[self.fit.synthesizer].info
@@ -100,7 +100,14 @@ class DatasetConfig(StrictModel):
             ]
         if not relational and not info.single_table:
             return [f"fit.synthesizer: '{info.name}' fits several tables; declare them in source.tables"]
-        return []
+        if relational:  # what relational datasets may ask is checked in _relational_problems
+            return []
+        asks = {
+            "fit.constraints": bool(self.fit.constraints) and not info.constraints and "business rules",
+            "generate.conditions": bool(self.generate.conditions) and not info.conditions and "conditional sampling",
+            "blend.strategy": self.blend.strategy == "rebalance" and not info.conditions and "conditional sampling",
+        }
+        return [f"{key}: '{info.name}' does not support {what}" for key, what in asks.items() if what]
 
     def _relational_problems(self) -> list[str]:
         unsupported = {

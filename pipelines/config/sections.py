@@ -96,6 +96,11 @@ class FitConfig(StrictModel):
         json_schema_extra=_engine_names,
     )
     params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of that engine")
+    licences: tuple[str, ...] | None = Field(
+        default=None,
+        description="SPDX licences the engine may be under, e.g. [Apache-2.0, MIT] for data shared with "
+        "third parties (SDV is BUSL-1.1); null: any",
+    )
     pii: PiiConfig = Field(default_factory=PiiConfig)
     constraints: tuple[ConstraintRule, ...] = Field(
         default=(), strict=False, description="business rules enforced at fit time and gated before release"
@@ -109,11 +114,20 @@ class FitConfig(StrictModel):
             raise ValueError(
                 f"synthesizer {self.synthesizer!r} is not a known engine (known: {', '.join(engines.REGISTRY)})"
             )
-        accepted = engines.REGISTRY[self.synthesizer].info.params
+        engine = engines.REGISTRY[self.synthesizer]
+        accepted = engine.info.params
         unknown = sorted(set(self.params) - accepted)
         if unknown:
             allowed = ", ".join(sorted(accepted))
             raise ValueError(f"params {unknown} are not arguments of {self.synthesizer} (allowed: {allowed})")
+        bad = engine.param_problems(self.params)
+        if bad:
+            raise ValueError(f"params of {self.synthesizer}: {'; '.join(bad)}")
+        if self.licences is not None and engine.info.licence not in self.licences:
+            raise ValueError(
+                f"synthesizer {self.synthesizer!r} is under {engine.info.licence}, which is not in this dataset's "
+                f"licences {list(self.licences)}: choose an engine under one of them (`synthgate engines`)"
+            )
         labels = [r.label for r in self.constraints]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
