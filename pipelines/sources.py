@@ -88,11 +88,33 @@ def _check_csv_shape(text: str, path: str, delimiter: str) -> None:
         raise InvalidInputError(path, ["the file has a header but no data rows"])
 
 
+ROOTS_ENV = "SYNTHGATE_SOURCE_ROOTS"
+"""Folders (separated by `:`) besides the repository that sources may be read from."""
+
+
+def source_path(path: str, root: Path) -> Path:
+    """The source file `path` (relative to the repository root, or absolute), refused unless it lies,
+    symlinks resolved, inside the repository or a folder of $SYNTHGATE_SOURCE_ROOTS."""
+    import os
+
+    full = Path(path) if Path(path).is_absolute() else root / path
+    resolved = full.resolve()
+    roots = [root.resolve(), *(Path(r).resolve() for r in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if r)]
+    if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        raise InvalidInputError(
+            path,
+            [f"outside the repository ({root}) and the allowed source folders"],
+            hint=f"Copy the file under sources/, or allow its folder: {ROOTS_ENV}=/data/exports "
+            "(several folders separated by ':').",
+        )
+    return full
+
+
 def read_source(source: SourceConfig, root: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read the source strictly; return the frame and a description with its sha256."""
     import pandas as pd
 
-    path = (root / source.path) if not Path(source.path).is_absolute() else Path(source.path)
+    path = source_path(source.path, root)
     shown = source.path
     if not path.is_file():
         raise InvalidInputError(
@@ -237,7 +259,7 @@ def source_digest(cfg: DatasetConfig, root: Path) -> str:
         if src.format == "sql":
             digests[name] = str(read_source(src, root)[1]["sha256"])
             continue
-        path = Path(src.path) if Path(src.path).is_absolute() else root / src.path
+        path = source_path(src.path, root)
         if not path.is_file():
             raise InvalidInputError(
                 src.path, ["source file not found"], hint="Check `source.path` of this dataset in params.yaml."

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from pipelines.sources import ROOTS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -76,6 +80,11 @@ def clean_env(**env: str) -> Iterator[None]:
         for key, value in env.items():
             mp.setenv(key, value)
         yield
+
+
+# Tests read real tables from tests/data and bad-input files from pytest's temp folders, outside the
+# temp workspaces they run in: allowed explicitly, as a user allows a data folder.
+os.environ[ROOTS_ENV] = os.pathsep.join([str(REPO), tempfile.gettempdir()])
 
 
 @pytest.fixture(autouse=True)

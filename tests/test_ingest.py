@@ -198,3 +198,26 @@ def test_parquet_and_sql_sources(make_workspace, tmp_path):
     pd.testing.assert_frame_equal(a["tables"]["pq"], b["tables"]["sql"], check_dtype=False)
     with pytest.raises(ConfigError, match="environment variable LOANS_URL is not set"):
         ingest.prepare(load(ws, "sql"), paths_for("sql", ws))
+
+
+def test_a_source_outside_the_repository_is_refused(make_workspace, monkeypatch, tmp_path):
+    """/etc/passwd must not end up in a suite meant for git: sources are confined unless allowed."""
+    from pipelines.errors import InvalidInputError
+    from pipelines.sources import ROOTS_ENV
+
+    outside = tmp_path / "elsewhere" / "people.csv"
+    outside.parent.mkdir()
+    outside.write_text("user,uid\nroot,0\n" + "".join(f"u{i},{i}\n" for i in range(100)))
+    monkeypatch.setenv(ROOTS_ENV, "")
+    ws = make_workspace(leak=small_block(outside), init=False)
+    with pytest.raises(InvalidInputError, match=r"(?s)outside the repository .* SYNTHGATE_SOURCE_ROOTS"):
+        run_stages(ws, "leak", ("ingest",))
+    link = ws / "sources" / "passwd.csv"  # a symlink inside the repository pointing out is refused too
+    link.parent.mkdir()
+    link.symlink_to(outside)
+    ws2 = make_workspace(root=ws, leak=small_block("sources/passwd.csv"), init=False)
+    with pytest.raises(InvalidInputError, match="outside the repository"):
+        run_stages(ws2, "leak", ("ingest",))
+    monkeypatch.setenv(ROOTS_ENV, str(outside.parent))  # allowed explicitly
+    ws3 = make_workspace(root=tmp_path / "ws3", leak=small_block(outside))
+    run_stages(ws3, "leak", ("ingest",))
