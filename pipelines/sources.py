@@ -28,15 +28,40 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z
 _MAX_REPORTED = 5
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes (a .gz or single-file .zip decompressed), refused beyond `max_bytes`
+    before more than that is read or expanded."""
+
+    def too_big(what: str) -> InvalidInputError:
+        return InvalidInputError(
+            str(path),
+            [f"{what} more than {max_bytes // 2**20:,} MB (ingest.max_source_mb)"],
+            hint="Raise ingest.max_source_mb for this dataset if the machine has the memory (about 11x the "
+            "size while reading), or split the source.",
+        )
+
     if path.suffix == ".gz":
-        return gzip.decompress(path.read_bytes())
+        out = bytearray()
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                out += chunk
+                if len(out) > max_bytes:
+                    raise too_big("decompresses to")
+        return bytes(out)
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.namelist() if not m.endswith("/")]
+            members = [m for m in zf.infolist() if not m.is_dir()]
             if len(members) != 1:
                 raise InvalidInputError(str(path), [f"zip holds {len(members)} files; expected one CSV"])
-            return zf.read(members[0])
+            if members[0].file_size > max_bytes:
+                raise too_big("decompresses to")
+            with zf.open(members[0]) as f:
+                data = f.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise too_big("decompresses to")
+            return data
+    if path.stat().st_size > max_bytes:
+        raise too_big("is")
     return path.read_bytes()
 
 
@@ -110,8 +135,9 @@ def source_path(path: str, root: Path) -> Path:
     return full
 
 
-def read_source(source: SourceConfig, root: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read the source strictly; return the frame and a description with its sha256."""
+def read_source(source: SourceConfig, root: Path, max_mb: int = 2048) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read the source strictly (at most `max_mb` MB once decompressed); return the frame and a
+    description with its sha256."""
     import pandas as pd
 
     path = source_path(source.path, root)
@@ -124,7 +150,7 @@ def read_source(source: SourceConfig, root: Path) -> tuple[pd.DataFrame, dict[st
         raise InvalidInputError(shown, ["file is empty (0 bytes)"])
     info: dict[str, Any] = {"path": source.path, "format": source.format}
     if source.format == "csv":
-        data = _read_bytes(path)
+        data = _read_bytes(path, max_mb * 2**20)
         info["sha256"] = sha256_file(path)
         try:
             text = data.decode(source.encoding)
@@ -143,6 +169,8 @@ def read_source(source: SourceConfig, root: Path) -> tuple[pd.DataFrame, dict[st
         except (pd.errors.ParserError, ValueError) as err:
             raise InvalidInputError(shown, [f"could not parse: {err}"]) from None
     elif source.format == "parquet":
+        if path.stat().st_size > max_mb * 2**20:
+            raise InvalidInputError(shown, [f"is more than {max_mb:,} MB (ingest.max_source_mb)"])
         info["sha256"] = sha256_file(path)
         try:
             df = pd.read_parquet(path)
@@ -232,7 +260,7 @@ def read_tables(cfg: DatasetConfig, root: Path, lay: Layout) -> tuple[Tables, di
     notes: list[str] = []
     known: set[str] = set()
     for name in lay.names:
-        raw, infos[name] = read_source(tableset.table_source(cfg.source, lay, name), root)
+        raw, infos[name] = read_source(tableset.table_source(cfg.source, lay, name), root, cfg.ingest.max_source_mb)
         columns = [str(c).strip() for c in raw.columns]
         drop = _dropped(cfg.ingest.drop_columns, name, columns)
         tables[name], table_notes = normalise(raw, drop)

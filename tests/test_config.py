@@ -161,3 +161,20 @@ def test_overrides_report_every_problem_at_once():
         apply_overrides(params, "hdma", {"source": {"path": "x.csv"}, "generate": {"rows": True}})
     text = str(err.value)
     assert "source: cannot be overridden" in text and "generate.rows" in text
+
+
+def test_rows_are_bounded_before_any_work():
+    """`generate.rows: 1e12` used to run ingest and fit before a MemoryError."""
+    block = small_block(HDMA, "deny", generate={"rows": 10**12})
+    with pytest.raises(ConfigError, match=r"generate: .*rows 1,000,000,000,000 exceeds max_rows 10,000,000"):
+        parse_params(_params(hdma=block))
+    block = small_block(HDMA, "deny", generate={"rows": 10**12, "max_rows": 10**12})
+    assert parse_params(_params(hdma=block)).dataset("hdma").generate.rows == 10**12  # on purpose
+
+
+def test_a_yaml_alias_bomb_is_refused(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 12)]
+    (tmp_path / "params.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="through anchors and aliases"):
+        load_params(tmp_path / "params.yaml")

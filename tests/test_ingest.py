@@ -221,3 +221,20 @@ def test_a_source_outside_the_repository_is_refused(make_workspace, monkeypatch,
     monkeypatch.setenv(ROOTS_ENV, str(outside.parent))  # allowed explicitly
     ws3 = make_workspace(root=tmp_path / "ws3", leak=small_block(outside))
     run_stages(ws3, "leak", ("ingest",))
+
+
+def test_a_compressed_source_cannot_expand_without_bound(make_workspace, tmp_path):
+    """A small .gz that expands past ingest.max_source_mb is refused while it is being expanded."""
+    import gzip
+
+    from pipelines.errors import InvalidInputError
+
+    bomb = tmp_path / "bomb.csv.gz"
+    with gzip.open(bomb, "wt") as f:
+        f.write("a,b\n")
+        for _ in range(3 * 2**16):
+            f.write("1,2\n" * 8)  # about 6 MB of text, a few KB on disk
+    assert bomb.stat().st_size < 200_000
+    ws = make_workspace(bomb=small_block(bomb, ingest={"max_source_mb": 1}), init=False)
+    with pytest.raises(InvalidInputError, match=r"decompresses to more than 1 MB \(ingest.max_source_mb\)"):
+        run_stages(ws, "bomb", ("ingest",))

@@ -98,10 +98,41 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     if not path.is_file():
         raise ConfigError([f"{path}: file not found (run from the repository root)"], str(path))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        expanded = _expanded_size(yaml.compose(text, Loader=yaml.SafeLoader))
+        if expanded > MAX_YAML_VALUES:
+            raise ConfigError(
+                [f"expands to {expanded:,} values through anchors and aliases (at most {MAX_YAML_VALUES:,})"], str(path)
+            )
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError([f"not valid YAML: {err}"], str(path)) from None
     return parse_params(raw, str(path))
+
+
+MAX_YAML_VALUES = 100_000
+"""A params.yaml expanding to more values than this (a YAML alias bomb) is refused before use."""
+
+
+def _expanded_size(node: yaml.Node | None) -> int:
+    """How many values the YAML document holds once every alias is expanded (memoised per node,
+    so a bomb is measured in linear time without being expanded)."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = 1  # a node that refers to itself (a cycle) counts once while measured
+        if isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(v) for v in n.value)
+        else:
+            total = 1
+        sizes[id(n)] = min(total, 10 * MAX_YAML_VALUES)
+        return sizes[id(n)]
+
+    return size(node) if node is not None else 0
 
 
 OVERRIDABLE = ("seed", *SECTIONS)

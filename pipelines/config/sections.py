@@ -17,6 +17,9 @@ class IngestConfig(StrictModel):
     holdout_fraction: float = Field(default=0.2, gt=0, lt=0.9)
     drop_columns: tuple[str, ...] = Field(default=(), strict=False)
     min_rows: int = Field(default=50, ge=2)
+    max_source_mb: int = Field(
+        default=2048, ge=1, description="largest source read, in MB, after decompression (a .gz cannot blow up)"
+    )
     orphans: Literal["nullify", "drop", "error"] = Field(
         default="nullify",
         description="relational datasets: a foreign key with no parent row is set to null (nullify), "
@@ -139,11 +142,22 @@ class GenerateConfig(StrictModel):
     """How many rows to sample, in shards of how many rows."""
 
     rows: int | None = Field(default=None, ge=1, description="null: as many rows as the train split")
+    max_rows: int = Field(
+        default=10_000_000, ge=1, description="upper bound on rows, checked before any stage runs (raise it on purpose)"
+    )
     shard_rows: int = Field(default=50_000, ge=100)
     conditions: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="conditional sampling: every generated row has these values, e.g. {deny: 'yes'}",
     )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> GenerateConfig:
+        if self.rows is not None and self.rows > self.max_rows:
+            raise ValueError(
+                f"rows {self.rows:,} exceeds max_rows {self.max_rows:,}: lower rows, or raise max_rows if you mean it"
+            )
+        return self
 
 
 class BlendConfig(StrictModel):
