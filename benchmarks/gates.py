@@ -9,6 +9,7 @@ scratch workspace; then `validate.evaluate` scores these stand-ins for the synth
   holdout          real holdout rows (fresh ids and e-mails): unseen real data (privacy must pass)
   train-copy       training rows copied, with fresh ids and re-drawn e-mails  (privacy must fail)
   collapsed        the release with one column set to a single value          (fidelity must fail)
+  shuffled         the release with a column of its strongest numeric pair permuted (pair_trend must fail)
   int-to-float     the release with an integer column turned into fractions   (types must fail)
   new-category     the release with 1% of a text column's values invented     (types must fail)
   shuffled-columns the release with its columns in reverse order               (types must fail)
@@ -39,6 +40,7 @@ CONTROLS = (
     "holdout",
     "train-copy",
     "collapsed",
+    "shuffled",
     "int-to-float",
     "new-category",
     "shuffled-columns",
@@ -98,6 +100,14 @@ def _control(
     if name == "collapsed":
         col = next(c for c in out.columns if c != cfg.target and out[c].nunique() > 2)
         out[col] = out[col].mode().iloc[0]
+        return out
+    if name == "shuffled":  # its shape kept, its trend with every other column lost
+        nums = [c for c in train.columns if c != cfg.target and pd.api.types.is_float_dtype(train[c])]
+        if len(nums) < 2:
+            return None
+        corr = train[nums].corr().abs().where(~np.eye(len(nums), dtype=bool))
+        col = str(corr.stack().idxmax()[0])
+        out[col] = rng.permutation(out[col].to_numpy())
         return out
     if name == "int-to-float":
         ints = [c for c in out.columns if pd.api.types.is_integer_dtype(out[c]) and not c.endswith("_id")]

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import STAGES
-from pipelines.errors import GateFailed, IntegrityError, SynthgateError
+from pipelines.errors import GateFailed, IntegrityError, OutOfResources, SynthgateError, TrackingUnavailable
+from pipelines.redact import redact
 
 log = logging.getLogger("synthgate")
 
-EXIT_CODES = {GateFailed: 3, IntegrityError: 4}
+EXIT_CODES = {GateFailed: 3, IntegrityError: 4, OutOfResources: 5, TrackingUnavailable: 6}
+"""Exit codes besides 0 (ok) and 2 (bad input or configuration, every other SynthgateError)."""
 
 
 def _quiet_libraries() -> None:
@@ -47,25 +49,51 @@ def _config(args: argparse.Namespace) -> Any:
     return apply_overrides(params, args.dataset, overrides)
 
 
+def release_swap_cut(paths: Any) -> bool:
+    """Whether a release swap was cut between its renames (the old release set aside)."""
+    return paths.release_dir.with_name(f".{paths.name}.old").exists()
+
+
 def run_stage(stage: str, cfg: Any, root: Path | None = None) -> dict[str, Any]:
     """Run one stage's `run` for a dataset config (the edge all runners share)."""
     import importlib
 
+    from pipelines.locks import run_lock
     from pipelines.paths import paths_for
 
     module = importlib.import_module(f"pipelines.{stage}")
+    paths = paths_for(cfg.name, root)
     started = time.perf_counter()
-    log.info("%s %s: started", stage, cfg.name)
-    result = module.run(cfg, paths_for(cfg.name, root))
+    with run_lock(paths, f"synthgate {stage} {cfg.name}"):
+        if paths.publish_journal.is_file() or release_swap_cut(paths):
+            from pipelines.release import dataset_lock, recover
+
+            with dataset_lock(paths):
+                log.warning("%s", recover(paths))
+        log.info("%s %s: started", stage, cfg.name)
+        result = module.run(cfg, paths)
     log.info("%s %s: done in %.1f s", stage, cfg.name, time.perf_counter() - started)
     return result
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
+    from pipelines.locks import run_lock
+    from pipelines.paths import paths_for
+
     cfg = _config(args)
     stages = STAGES if args.command == "run" else (args.command,)
-    for stage in stages:
-        run_stage(stage, cfg)
+    with run_lock(paths_for(cfg.name), f"synthgate {args.command} {cfg.name}"):  # the whole run
+        if args.command == "run":  # its stages share one MLflow pipeline run, and no other does
+            import uuid
+
+            from pipelines.tracking import TOKEN_ENV
+
+            os.environ[TOKEN_ENV] = f"cli-run:{uuid.uuid4().hex}"
+        try:
+            for stage in stages:
+                run_stage(stage, cfg)
+        finally:
+            os.environ.pop("SYNTHGATE_PIPELINE_TOKEN", None)
     if "release" in stages:
         print(summary(cfg.name))
     return 0
@@ -126,14 +154,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_engines(args: argparse.Namespace) -> int:
     from pipelines import engines
 
-    described = [{**e.info.describe(), "params": sorted(e.info.params)} for e in engines.REGISTRY.values()]
+    chosen = [e for n, e in engines.REGISTRY.items() if not args.setup or n in args.setup or args.setup == ["all"]]
+    if args.setup:
+        unknown = sorted(set(args.setup) - set(engines.REGISTRY) - {"all"})
+        if unknown:
+            raise SynthgateError(f"unknown engines {unknown} (known: {', '.join(engines.REGISTRY)})")
+        for engine in chosen:
+            seconds = engine.setup()
+            if seconds is not None:
+                done = f"built in {seconds:.0f} s" if seconds else "up to date"
+                print(f"{engine.info.name}: {engine.env_state()['path']} {done}")
+        return 0
+    described = [{**e.info.describe(), "params": sorted(e.info.params), "environment": e.env_state()} for e in chosen]
     if args.json:
         print(json.dumps(described, indent=2))
         return 0
-    print(f"{'engine':<16} {'family':<13} {'licence':<10} supports")
+    print(f"{'engine':<16} {'family':<15} {'licence':<11} {'runs in':<24} supports")
     for d in described:
         supports = ", ".join(k for k, v in d["supports"].items() if v)
-        print(f"{d['name']:<16} {d['family']:<13} {d['licence']:<10} {supports}")
+        env = d["environment"]
+        where = f"own env ({'built' if env['built'] else 'not built'})" if env else "platform venv"
+        print(f"{d['name']:<16} {d['family']:<15} {d['licence']:<11} {where:<24} {supports}")
+    if any(d["environment"] and not d["environment"]["built"] for d in described):
+        print("\nAn engine's own environment is built on first use, or ahead with `make setup-engines`.")
     return 0
 
 
@@ -163,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
     en = sub.add_parser("engines", help="the registered engines: family, licence, what they support")
     en.add_argument("--json", action="store_true", help="print the list as JSON")
+    en.add_argument(
+        "--setup",
+        nargs="+",
+        metavar="ENGINE",
+        help="build (or check) the own environments of these engines ('all': every one that has one)",
+    )
     en.set_defaults(func=_cmd_engines)
     sm = sub.add_parser("summary", help="where a dataset's release is and its gate verdicts")
     sm.add_argument("dataset")
@@ -176,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("dataset")
     rl.add_argument("--json", action="store_true", help="print the list as JSON")
     rl.set_defaults(func=_cmd_releases)
+    rc = sub.add_parser("recover", help="finish or roll back a release a crash interrupted (runs also do it)")
+    rc.add_argument("dataset")
+    rc.set_defaults(func=_cmd_recover)
     rp = sub.add_parser("reproduce", help="re-run a release from its records and compare its sha256")
     rp.add_argument("query", help="<dataset>@<version>, or a release file path / sha256")
     rp.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -191,7 +243,7 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
     from pipelines.lineage import lineage, render
 
     report = lineage(args.query, use_mlflow=not args.no_mlflow)
-    print(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render(report))
+    print(redact(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render(report)))
     return 4 if report["tampered"] else (0 if report["ok"] else 1)
 
 
@@ -199,7 +251,20 @@ def _cmd_releases(args: argparse.Namespace) -> int:
     from pipelines.lineage import releases, render_releases
 
     report = releases(args.dataset)
-    print(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render_releases(report))
+    print(redact(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render_releases(report)))
+    return 0
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from pipelines.config import load_params
+    from pipelines.locks import run_lock
+    from pipelines.paths import paths_for
+    from pipelines.release import dataset_lock, recover
+
+    paths = paths_for(load_params(Path(args.params)).dataset(args.dataset).name)
+    with run_lock(paths, f"synthgate recover {paths.name}"), dataset_lock(paths):
+        done = recover(paths)
+    print(done or f"nothing to recover for '{paths.name}'")
     return 0
 
 
@@ -208,8 +273,36 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from pipelines.reproduce import render, reproduce
 
     result = reproduce(args.query, workdir=args.workdir, keep=args.keep, timeout=args.timeout)
-    print(json.dumps(result, indent=2, sort_keys=True, default=str) if args.json else render(result))
+    print(redact(json.dumps(result, indent=2, sort_keys=True, default=str) if args.json else render(result)))
     return 0 if result["same"] else 4
+
+
+def typed(err: BaseException) -> BaseException:
+    """The typed error for a failure the user can act on (disk full, out of memory, the tracking
+    store failing), or `err` itself: a bare traceback is only ever a bug."""
+    import errno
+
+    if isinstance(err, SynthgateError | json.JSONDecodeError):
+        return err
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {err.filename}" if err.filename else ""
+        return OutOfResources(
+            f"out of disk space{where}: free space (or move the workspace) and run again; "
+            "every file is replaced atomically, so nothing already published was touched"
+        )
+    if isinstance(err, MemoryError):
+        return OutOfResources(
+            "out of memory: lower generate.shard_rows, gates.sample_rows or the source size, or run on a "
+            "machine with more memory; nothing already published was touched"
+        )
+    module = type(err).__module__
+    if module.startswith(("mlflow", "sqlalchemy")):
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return TrackingUnavailable(
+            f"the MLflow tracking store failed ({type(err).__name__}: {first}): check MLFLOW_TRACKING_URI and the "
+            "store (server, database, disk), then run again"
+        )
+    return err
 
 
 def entry() -> int:
@@ -221,7 +314,8 @@ def entry() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: exit 0 on success, 2 bad input/config, 3 gate failed, 4 integrity error."""
+    """Entry point: exit 0 on success, 2 bad input/config, 3 gate failed, 4 integrity error,
+    5 out of disk or memory, 6 tracking store unavailable."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -230,10 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     _quiet_libraries()
     try:
-        return int(args.func(args))
+        try:
+            return int(args.func(args))
+        except Exception as err:  # MemoryError and OSError included
+            mapped = typed(err)
+            if mapped is err:
+                raise
+            raise mapped from err
     except json.JSONDecodeError as err:
         print(f"error: --overrides is not valid JSON: {err}", file=sys.stderr)
         return 2
     except SynthgateError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(redact(f"error: {err}"), file=sys.stderr)
         return next((c for t, c in EXIT_CODES.items() if isinstance(err, t)), 2)

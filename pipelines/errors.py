@@ -33,6 +33,14 @@ class IntegrityError(SynthgateError):
     """A recorded digest does not match the file on disk (tampered or stale artifact)."""
 
 
+class TrackingUnavailable(SynthgateError):
+    """The MLflow tracking store cannot be reached or refuses a write (exit code 6)."""
+
+
+class OutOfResources(SynthgateError):
+    """The machine ran out of disk space or memory (exit code 5); nothing was published."""
+
+
 class GateFailed(SynthgateError):
     """One or more release gates failed; nothing was published."""
 
@@ -48,3 +56,15 @@ class GateFailed(SynthgateError):
             f"release of '{dataset}' blocked: {len(failed)} gate(s) failed:\n{lines}\n"
             "The previous release was left untouched."
         )
+
+
+class EngineError(SynthgateError):
+    """An engine running in its own environment failed (building it, fitting or sampling)."""
+
+    def __init__(self, engine: str, env: str, action: str, detail: str, hint: str = "") -> None:
+        self.engine = engine
+        self.env = env
+        self.action = action
+        self.detail = detail
+        tail = f"\n{hint}" if hint else ""
+        super().__init__(f"engine '{engine}' ({action}, environment {env}) failed:\n{detail}{tail}")

@@ -115,8 +115,11 @@ def in_source_order(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def load_context(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     """What every shard needs: the fit record, the real PII values to avoid, the engine and model."""
+    from pipelines.mlflow_model import verify_registered_digest
+
     fit = FitRecord.read(paths.record("fit"))
     engine = engines.get(fit.synthesizer)
+    verify_registered_digest(fit, paths.root)
     return {
         "fit": fit,
         "avoid": pii.real_pii_values(paths, fit),

@@ -130,6 +130,29 @@ class DatasetPaths:
         """The per-dataset lock file: one writer of a dataset's release at a time."""
         return locks_dir(self.root) / f"{self.name}.lock"
 
+    @property
+    def publish_journal(self) -> Path:
+        """What a release in progress still has to record once its version is swapped in."""
+        return locks_dir(self.root).parent / "releases" / f"{self.name}.publishing.json"
+
+    @property
+    def run_lock(self) -> Path:
+        """The per-dataset run lock: one run (any stage, any runner) of a dataset at a time."""
+        return locks_dir(self.root) / f"{self.name}.run.lock"
+
+    def output_dirs(self) -> list[Path]:
+        """The dataset's own output folders (temp files of a killed write land there; the synthetic
+        folder's own temp copy lands beside it, as `.<ds>.*.tmp`)."""
+        return [
+            self.snapshot.parent,
+            self.train.parent,
+            self.model.parent,
+            self.synthetic_dir,
+            self.blended.parent,
+            self.reports_dir,
+            self.record("ingest").parent,
+        ]
+
     def rel(self, path: Path | str) -> str:
         """`path` relative to the workspace root, as records and manifests write it."""
         return str(Path(path).relative_to(self.root))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines import STAGES, __version__, tableset
 from pipelines.errors import GateFailed, IntegrityError
 from pipelines.gitinfo import code_version, runner_info
-from pipelines.io import dumps_json, read_json, sha256_file
+from pipelines.io import dumps_json, read_json, sha256_file, write_json
 from pipelines.locks import file_lock
 from pipelines.records.release import (
     BlendSummary,
@@ -32,6 +32,8 @@ from pipelines.records.release import (
     ReleaseAttempt,
 )
 from pipelines.records.stages import BlendRecord, FitRecord, GenerateRecord, IngestRecord
+from pipelines.records.validation import ValidateRecord
+from pipelines.verdicts import verified_validation
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -51,16 +53,78 @@ def _old_dir(paths: DatasetPaths) -> Path:
     return paths.release_dir.with_name(f".{paths.name}.old")
 
 
-def recover(paths: DatasetPaths) -> None:
-    """Finish or undo a swap interrupted by a crash."""
+def recover(paths: DatasetPaths) -> str | None:
+    """Finish or undo what a crash interrupted; return what was done (None: nothing to do).
+
+    A swap cut between its two renames is finished (the old release is put back when the new one
+    is not in place). A publish journal is completed when its version is the one in place
+    (attempts log, MLflow tags and runs closed), else rolled back: the version was never swapped
+    in, so it is logged as interrupted and its MLflow runs are closed FAILED.
+    """
+    done = None
     old = _old_dir(paths)
     if old.exists():
         if paths.release_dir.exists():
             shutil.rmtree(old)
         else:
             os.replace(old, paths.release_dir)
+            done = f"restored the previous release of '{paths.name}' (a swap was cut short)"
     for tmp in paths.release_dir.parent.glob(f".{paths.name}.new-*"):
         shutil.rmtree(tmp, ignore_errors=True)
+    if paths.publish_journal.is_file():
+        journal = read_json(paths.publish_journal)
+        in_place = paths.manifest.is_file() and sha256_file(paths.manifest) == journal["manifest_sha256"]
+        _complete(paths, journal, swapped=in_place, interrupted=True)
+        done = (
+            f"completed the records of '{paths.name}' v{journal['version']} (published, records were cut short)"
+            if in_place
+            else f"rolled back '{paths.name}' v{journal['version']} (interrupted before it was published)"
+        )
+    return done
+
+
+def _complete(paths: DatasetPaths, journal: dict[str, Any], swapped: bool, interrupted: bool) -> None:
+    """Write what a publish records after its swap (idempotent), then drop the journal."""
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.tracking import use_store
+
+    use_store(paths.root)
+    client = MlflowClient()
+    version, attempt = journal["version"], journal["attempt"]
+    logged = {(e.get("mlflow_run_id"), e.get("version"), e.get("verdict")) for e in _attempts(paths)}
+    if swapped:
+        if (attempt["mlflow_run_id"], version, "released") not in logged:
+            _append_attempt(paths, {**attempt, "verdict": "released", "version": version})
+        for run_id in (journal["release_run_id"], journal["parent_run_id"]):
+            client.set_tag(run_id, "synthgate.verdict", "released")
+            client.set_tag(run_id, "synthgate.release_version", str(version))
+    else:
+        if (attempt["mlflow_run_id"], None, "interrupted") not in logged:
+            _append_attempt(
+                paths,
+                {
+                    **{k: v for k, v in attempt.items() if k != "release_sha256"},
+                    "verdict": "interrupted",
+                    "version": None,
+                },
+            )
+        for run_id in (journal["release_run_id"], journal["parent_run_id"]):
+            client.set_tag(run_id, "synthgate.verdict", "interrupted")
+    if interrupted:
+        status = "FINISHED" if swapped else "FAILED"
+        for run_id in (
+            journal["release_run_id"],
+            *([] if journal.get("runner_closes_parent") else [journal["parent_run_id"]]),
+        ):
+            client.set_terminated(run_id, status=status)
+    paths.publish_journal.unlink(missing_ok=True)
+
+
+def _attempts(paths: DatasetPaths) -> list[dict[str, Any]]:
+    if not paths.attempts_log.is_file():
+        return []
+    return [json.loads(line) for line in paths.attempts_log.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _append_attempt(paths: DatasetPaths, entry: dict[str, Any]) -> None:
@@ -87,12 +151,12 @@ def load_records(paths: DatasetPaths) -> dict[str, Any]:
         "fit": FitRecord.read(paths.record("fit")),
         "generate": GenerateRecord.read(paths.record("generate")),
         "blend": BlendRecord.read(paths.record("blend")),
-        "validate": read_json(paths.record("validate")),
+        "validate": ValidateRecord.read(paths.record("validate")),
     }
     blended = records["blend"].blended.sha256
     if tableset.digest(paths.blended) != blended:
         raise IntegrityError(f"{paths.rel(paths.blended)}: changed since blend recorded it; re-run blend")
-    if records["validate"]["blended_sha256"] != blended:
+    if records["validate"].blended_sha256 != blended:
         raise IntegrityError("validation report is for another blended file; re-run validate")
     return records
 
@@ -111,7 +175,7 @@ def build_manifest(
     ingest: IngestRecord = records["ingest"]
     fit: FitRecord = records["fit"]
     blend: BlendRecord = records["blend"]
-    stage_runs = {s: (r["mlflow"]["run_id"] if isinstance(r, dict) else r.mlflow.run_id) for s, r in records.items()}
+    stage_runs = {s: r.mlflow.run_id for s, r in records.items()}
     return Manifest(
         dataset=cfg.name,
         version=version,
@@ -144,7 +208,7 @@ def build_manifest(
             registered_version=fit.model.registered_version,
         ),
         gates=[GateVerdict.model_validate(g) for g in validation["gates"]],
-        gx=records["validate"]["gx"],
+        gx=records["validate"].gx.model_dump(mode="json"),
         blend=BlendSummary(
             strategy=blend.strategy,
             rows_by_provenance=blend.rows_by_provenance,
@@ -155,8 +219,8 @@ def build_manifest(
     )
 
 
-def publish(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> dict[str, Any]:
-    """Assemble the new release beside the old one, then swap it in (the manifest gets its files)."""
+def assemble(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> Path:
+    """The new release in a temporary folder beside the old one (the manifest gets its files)."""
     from pipelines.report import with_lineage
 
     parent = paths.release_dir.parent
@@ -179,14 +243,19 @@ def publish(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> 
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-        old = _old_dir(paths)
-        if paths.release_dir.exists():
-            os.replace(paths.release_dir, old)
-        os.replace(new, paths.release_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
+    except BaseException:
         shutil.rmtree(new, ignore_errors=True)
-    return manifest
+        raise
+    return new
+
+
+def swap(paths: DatasetPaths, new: Path) -> None:
+    """Put the assembled release in place with two renames (`recover` finishes a cut swap)."""
+    old = _old_dir(paths)
+    if paths.release_dir.exists():
+        os.replace(paths.release_dir, old)
+    os.replace(new, paths.release_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
@@ -198,10 +267,10 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     with dataset_lock(paths):
         recover(paths)
         records = load_records(paths)
-        validation = read_json(paths.validation)
-        failed = [g for g in validation["gates"] if not g["passed"]]
         version = current_version(paths) + 1
         with tracking.stage_run(cfg, paths, "release") as handle:
+            validation = verified_validation(cfg, paths, records["validate"])
+            failed = [g for g in validation["gates"] if not g["passed"]]
             attempt = {
                 "dataset": cfg.name,
                 "attempted_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -219,23 +288,36 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 tracking.end_pipeline(handle, success=False)
                 raise GateFailed(cfg.name, failed)
             manifest = build_manifest(cfg, paths, records, validation, version, handle).model_dump(mode="json")
-            page = paths.report_html.read_text(encoding="utf-8")
-            manifest = publish(paths, manifest, page)
-            mlflow.log_artifact(str(paths.manifest), artifact_path="release")
-            mlflow.log_artifact(str(paths.release_report), artifact_path="release")
-            mlflow.log_metric("release.version", version)
-            client = mlflow.MlflowClient()
-            for run_id in (handle.run_id, handle.parent_run_id):
-                client.set_tag(run_id, "synthgate.verdict", "released")
-                client.set_tag(run_id, "synthgate.release_version", str(version))
-            _append_attempt(
-                paths,
-                {
-                    **attempt,
-                    "verdict": "released",
+            new = assemble(paths, manifest, paths.report_html.read_text(encoding="utf-8"))
+            try:  # everything uploaded before the swap; what follows it is journaled
+                mlflow.log_artifact(str(new / paths.manifest.name), artifact_path="release")
+                mlflow.log_artifact(str(new / paths.release_report.name), artifact_path="release")
+                mlflow.log_metric("release.version", version)
+                journal = {
                     "version": version,
-                    "release_sha256": manifest["files"][0]["sha256"],
-                },
-            )
+                    "manifest_sha256": sha256_file(new / paths.manifest.name),
+                    "release_run_id": handle.run_id,
+                    "parent_run_id": handle.parent_run_id,
+                    "runner_closes_parent": bool(os.environ.get(tracking.PARENT_ENV)),
+                    "attempt": {**attempt, "release_sha256": manifest["files"][0]["sha256"]},
+                }
+                write_json(paths.publish_journal, journal)
+                hook("swap")
+                swap(paths, new)
+            finally:
+                shutil.rmtree(new, ignore_errors=True)
+            hook("records")
+            _complete(paths, journal, swapped=True, interrupted=False)
             tracking.end_pipeline(handle, success=True)
     return manifest
+
+
+def hook(point: str) -> None:
+    """Pause at a named point of the publish step when $SYNTHGATE_PAUSE_AT names it (fault tests
+    kill the process there); a no-op otherwise."""
+    if os.environ.get("SYNTHGATE_PAUSE_AT") == point:
+        import sys
+        import time
+
+        print(f"paused at {point}", file=sys.stderr, flush=True)
+        time.sleep(float(os.environ.get("SYNTHGATE_PAUSE_S", "3600")))

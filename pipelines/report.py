@@ -1,8 +1,10 @@
 """The human report: one self-contained HTML page (inline SVG plots, no network, byte-stable).
 
 `render` (validate stage) draws the verdict, the gate table, the validation figures (SDMetrics
-properties, privacy, utility), real-vs-synthetic plots per column, the correlation-difference
-heatmap and the distance-to-closest-record histogram. `with_lineage` (release stage) fills the
+properties, utility), the fidelity floors (per-column shapes and the worst pairs), the bias figures
+per sensitive group, real-vs-synthetic plots per column, the correlation-difference heatmap, the
+privacy figures against their holdout baselines and the distance-to-closest-record histogram
+(`pipelines.report_sections` draws the tables from the figures). `with_lineage` (release stage) fills the
 lineage slot from the release manifest. A Content-Security-Policy forbids every fetch, so the page
 works offline and cannot leak anything when opened; the SVG ids are scoped per plot and their hash
 salt fixed, so the same inputs give the same bytes.
@@ -17,6 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines import report_sections
 from pipelines.contracts import PROVENANCE
 from pipelines.io import write_bytes
 
@@ -145,10 +148,10 @@ def _fmt(value: Any) -> str:
 
 
 def _figures_tables(figures: dict[str, Any]) -> str:
-    """SDMetrics properties, privacy and utility figures, one small table each."""
+    """SDMetrics properties and utility figures, one small table each."""
     e = html.escape
     parts = []
-    for title, key in (("SDMetrics properties", "sdmetrics"), ("Privacy", "privacy"), ("Utility", "utility")):
+    for title, key in (("SDMetrics properties", "sdmetrics"), ("Utility", "utility")):
         values = figures.get(key)
         if not isinstance(values, dict) or not values:
             continue
@@ -196,6 +199,7 @@ def render(
     )
     corr = _corr_plot(train[columns], synth[columns]) or "<p>Fewer than two numeric columns.</p>"
     dcr_svg = _dcr_plot(dcr) or "<p>No distances computed.</p>"
+    figures = validation.get("figures") or {}
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
@@ -203,18 +207,23 @@ def render(
 <title>Synthgate report: {e(cfg.name)}</title>
 <style>{_CSS}</style></head><body>
 <h1>Synthgate report: <code>{e(cfg.name)}</code></h1>
-<nav><a href="#gates-h">Gates</a><a href="#figures-h">Figures</a><a href="#columns-h">Columns</a>
-<a href="#correlations-h">Correlations</a><a href="#dcr-h">Privacy</a><a href="#lineage-h">Lineage</a></nav>
+<nav><a href="#gates-h">Gates</a><a href="#figures-h">Figures</a><a href="#floors-h">Worst columns</a>
+<a href="#bias-h">Bias</a><a href="#columns-h">Columns</a><a href="#correlations-h">Correlations</a>
+<a href="#dcr-h">Privacy</a><a href="#lineage-h">Lineage</a></nav>
 <p id="verdict" class="{"pass" if validation["passed"] else "fail"}">{verdict} ({n_pass}/{len(gates)} gates passed)</p>
 <p>{len(blended)} rows ({len(synth)} synthetic) from synthesizer <code>{e(cfg.fit.synthesizer)}</code>,
 seed {cfg.seed}, blend <code>{e(cfg.blend.strategy)}</code>.</p>
 <h2 id="gates-h">Gates</h2>
 <table id="gates"><thead><tr><th>gate</th><th>figure</th><th>threshold</th><th>verdict</th>
 <th>explanation</th></tr></thead><tbody>{rows}</tbody></table>
-<h2 id="figures-h">Figures</h2><div id="figures">{_figures_tables(validation.get("figures") or {})}</div>
+<h2 id="figures-h">Figures</h2><div id="figures">{_figures_tables(figures)}</div>
+<h2 id="floors-h">Fidelity floors: the worst columns and pairs</h2>
+<div id="floors">{report_sections.floors(figures)}</div>
+<h2 id="bias-h">Bias: sensitive groups, train vs synthetic</h2><div id="bias">{report_sections.bias(figures)}</div>
 <h2 id="columns-h">Real vs synthetic, per column</h2><div class="grid" id="columns">{plots}</div>{more}
 <h2 id="correlations-h">Correlation difference</h2><div id="correlations">{corr}</div>
-<h2 id="dcr-h">Privacy: distance to closest record</h2><div id="dcr">{dcr_svg}</div>
+<h2 id="dcr-h">Privacy: against the holdout baseline</h2><div id="privacy">{report_sections.privacy(figures)}</div>
+<div id="dcr">{dcr_svg}</div>
 <h2 id="lineage-h">Lineage</h2>
 {_PENDING}{LINEAGE_SLOT}
 </body></html>

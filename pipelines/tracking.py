@@ -10,6 +10,7 @@ next run starts a fresh parent.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,33 @@ PARENT_ENV = "SYNTHGATE_PARENT_RUN_ID"
 def tracking_uri(root: Path) -> str:
     """$MLFLOW_TRACKING_URI, else the embedded default `sqlite:///<root>/mlflow.db`."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlflow_db(root)}"
+
+
+def check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """TrackingUnavailable unless an http(s) tracking server answers within `timeout_s`
+    (the MLflow client would retry for minutes before failing)."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from pipelines.errors import TrackingUnavailable
+    from pipelines.redact import redact, split_credentials
+
+    bare, credentials = split_credentials(uri)
+    request = urllib.request.Request(f"{bare.rstrip('/')}/health")
+    if credentials:
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered: reachable (a proxy or auth in front may refuse /health itself)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise TrackingUnavailable(
+            redact(f"MLflow tracking server {uri} is not reachable ({err}): start it, or unset ")
+            + "MLFLOW_TRACKING_URI to use the embedded store (mlflow.db)"
+        ) from None
 
 
 def use_store(root: Path) -> str:
@@ -86,7 +114,49 @@ class StageRun:
         return {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "experiment": self.experiment_name}
 
 
-def _open_parent(client: Any, experiment_id: str, dataset: str, runner: str) -> str | None:
+TOKEN_ENV = "SYNTHGATE_PIPELINE_TOKEN"
+"""Set by `synthgate run` for its stages: they share one pipeline run."""
+
+
+def _process(pid: int) -> tuple[int, list[str], str] | None:
+    """(parent pid, argv, start time in clock ticks) of a process, from /proc (Linux); else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return int(fields[1]), argv, fields[19]
+
+
+def pipeline_token(runner: str) -> str:
+    """What identifies one pipeline run of this runner: `synthgate run`'s token; for DVC the
+    `dvc repro`/`dvc exp run` process (pid and start time) every stage runs under; otherwise the
+    invoking process (a shell running stages one by one)."""
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV]
+    parent = os.getppid()
+    pid, info = parent, _process(parent)
+    while runner == "dvc" and info is not None and pid > 1:
+        if any(Path(arg).name == "dvc" for arg in info[1][:2]):
+            return f"dvc:{pid}:{info[2]}"
+        pid, info = info[0], _process(info[0])
+    first = _process(parent)
+    return f"{runner}:{parent}:{first[2] if first else ''}"
+
+
+def pipeline_key(cfg: DatasetConfig, runner: str) -> str:
+    """The key a stage joins a pipeline (parent) run by: the run's token and its params' digest, so
+    a later run never joins a dead run's parent, nor one with other params."""
+    import hashlib
+
+    params = hashlib.sha256(json.dumps(cfg.to_params(), sort_keys=True).encode()).hexdigest()[:16]
+    return f"{pipeline_token(runner)}|{params}"
+
+
+def _open_parent(client: Any, experiment_id: str, runner: str, key: str) -> str | None:
+    """The RUNNING parent of this pipeline run, if a stage opened it; every other RUNNING parent of
+    this runner (a killed run's, or one with other params) is closed as FAILED and tagged stale."""
     runs = client.search_runs(
         [experiment_id],
         filter_string=(
@@ -94,9 +164,16 @@ def _open_parent(client: Any, experiment_id: str, dataset: str, runner: str) -> 
             f"and tags.`synthgate.runner` = '{runner}'"
         ),
         order_by=["attributes.start_time DESC"],
-        max_results=1,
+        max_results=100,
     )
-    return runs[0].info.run_id if runs else None
+    joined = None
+    for run in runs:
+        if joined is None and run.data.tags.get("synthgate.pipeline_key") == key:
+            joined = run.info.run_id
+            continue
+        client.set_tag(run.info.run_id, "synthgate.stale", "closed by a later pipeline run (killed, or other params)")
+        client.set_terminated(run.info.run_id, status="FAILED")
+    return joined
 
 
 def _tags(cfg: DatasetConfig, root: Path, stage: str) -> dict[str, str]:
@@ -126,16 +203,24 @@ def stage_run(cfg: DatasetConfig, paths: DatasetPaths, stage: str) -> Iterator[S
     from mlflow.tracking import MlflowClient
 
     root = paths.root
-    use_store(root)
+    uri = use_store(root)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
     client = MlflowClient()
     exp_name = experiment_name(cfg.name)
     experiment_id = _experiment_id(client, exp_name, root)
     tags = _tags(cfg, root, stage)
     runner = tags["synthgate.runner"]
 
-    parent_id = os.environ.get(PARENT_ENV) or _open_parent(client, experiment_id, cfg.name, runner)
+    key = pipeline_key(cfg, runner)
+    parent_id = os.environ.get(PARENT_ENV) or _open_parent(client, experiment_id, runner, key)
     if parent_id is None:
-        parent_tags = {**tags, "synthgate.role": "pipeline", "synthgate.stage": "pipeline"}
+        parent_tags = {
+            **tags,
+            "synthgate.role": "pipeline",
+            "synthgate.stage": "pipeline",
+            "synthgate.pipeline_key": key,
+        }
         parent = client.create_run(experiment_id, run_name=f"{cfg.name}-pipeline", tags=parent_tags)
         parent_id = parent.info.run_id
         for key, value in flatten(cfg.to_params()).items():
@@ -189,7 +274,9 @@ def start_pipeline(cfg: DatasetConfig, paths: DatasetPaths) -> str:
     from mlflow.tracking import MlflowClient
 
     root = paths.root
-    use_store(root)
+    uri = use_store(root)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
     client = MlflowClient()
     exp_name = experiment_name(cfg.name)
     experiment_id = _experiment_id(client, exp_name, root)

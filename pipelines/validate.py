@@ -43,7 +43,7 @@ def run_gates(ctx: GateContext) -> dict[str, Any]:
             if typed is None:
                 raise  # not a type change: a bug to see whole
             raise typed from err
-        results.append(result)
+        results.append(result.model_copy(update={"param": g.param}))
         figures.update(found)
     return {"gates": results, "figures": figures, "gx": contract.suite_run(ctx)}
 

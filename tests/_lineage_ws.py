@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import HDMA, clean_env, defaults, git_init, load, run_stages, small_block
+from tests.conftest import FLOORS_OFF, HDMA, clean_env, defaults, git_init, load, run_stages, small_block
 
 BLOCKING = {"gates": {"quality_min": 0.99}}
 """An override no small synthetic table passes: the release attempt is blocked by the quality gate."""
@@ -16,8 +16,8 @@ BLOCKING = {"gates": {"quality_min": 0.99}}
 
 def small_hdma(rows: int = 600) -> dict[str, Any]:
     """A small HDMA block whose release passes every gate (utility and rare-class recall loosened:
-    400-row samples are noisy)."""
-    gates = {"sample_rows": 400, "utility_gap_max": 0.3, "minority_recall_ratio_min": 0.0}
+    400-row samples are noisy; the fidelity floors off: see FLOORS_OFF)."""
+    gates = {"sample_rows": 400, "utility_gap_max": 0.3, "minority_recall_ratio_min": 0.0, **FLOORS_OFF}
     return small_block(HDMA, "deny", generate={"rows": rows}, gates=gates)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from pipelines.cli import main
 from tests.conftest import HDMA, small_block
 
@@ -77,3 +79,47 @@ def test_summary_without_release(make_workspace, capsys, monkeypatch):
     monkeypatch.chdir(ws)
     assert main(["summary", "hdma"]) == 0
     assert "no release yet" in capsys.readouterr().out
+
+
+def test_unreachable_tracking_server_exits_6_before_any_work(make_workspace, capsys, monkeypatch):
+    """No minutes of MLflow retries: the server is checked once, with a short timeout."""
+    from pipelines.paths import paths_for
+
+    ws = make_workspace(hdma=small_block(HDMA, "deny"))
+    monkeypatch.chdir(ws)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ops:s3cret@127.0.0.1:9")
+    assert main(["ingest", "hdma"]) == 6
+    err = capsys.readouterr().err
+    assert "MLflow tracking server http://ops:***@127.0.0.1:9 is not reachable" in err and "s3cret" not in err
+    assert not paths_for("hdma", ws).record("ingest").exists()
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "says"),
+    [
+        (OSError(28, "No space left on device", "data/raw/hdma/snapshot.parquet"), 5, "out of disk space writing"),
+        (MemoryError(), 5, "out of memory: lower generate.shard_rows"),
+    ],
+)
+def test_disk_full_and_out_of_memory_are_typed(make_workspace, capsys, monkeypatch, raised, code, says):
+    from pipelines import ingest
+
+    ws = make_workspace(hdma=small_block(HDMA, "deny"))
+    monkeypatch.chdir(ws)
+
+    def fail(cfg, paths):
+        raise raised
+
+    monkeypatch.setattr(ingest, "run", fail)
+    assert main(["ingest", "hdma"]) == code
+    assert says in capsys.readouterr().err
+
+
+def test_a_bug_is_not_disguised(make_workspace, monkeypatch):
+    from pipelines import ingest
+
+    ws = make_workspace(hdma=small_block(HDMA, "deny"))
+    monkeypatch.chdir(ws)
+    monkeypatch.setattr(ingest, "run", lambda cfg, paths: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["ingest", "hdma"])

@@ -125,3 +125,39 @@ def test_synthesizer_param_lists_match_sdv():
         args = set(inspect.signature(getattr(st, engine.cls_name).__init__).parameters)
         args -= {"self", "metadata", "locales", "verbose"}  # locales: Faker (PII); verbose: logs
         assert engine.info.params == args, name
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("generate", "rows", True), ("gates", "quality_min", "0.5"), ("ingest", "min_rows", 50.0), ("seed", None, "7")],
+)
+def test_values_are_not_coerced(section, key, value):
+    """`rows: true` used to become 1 row and `quality_min: "0.5"` 0.5: a wrong type is an error."""
+    block = small_block(HDMA, "deny")
+    if key is None:
+        block[section] = value
+    else:
+        block[section] = {**block[section], key: value}
+    with pytest.raises(ConfigError) as err:
+        parse_params({"defaults": defaults(), "datasets": {"hdma": block}})
+    path = f"datasets.hdma.{section}" + (f".{key}" if key else "")
+    assert path in str(err.value)
+
+
+def test_integers_are_valid_floats_and_lists_valid_tuples():
+    block = small_block(HDMA, "deny", gates={"quality_min": 1}, ingest={"drop_columns": ["dir"]})
+    cfg = parse_params({"defaults": defaults(), "datasets": {"hdma": block}}).dataset("hdma")
+    assert cfg.gates.quality_min == 1.0 and cfg.ingest.drop_columns == ("dir",)
+
+
+def test_dataset_name_with_a_trailing_newline_is_refused():
+    with pytest.raises(ConfigError, match="dataset names are lowercase"):
+        parse_params({"defaults": defaults(), "datasets": {"hdma\n": small_block(HDMA, "deny")}})
+
+
+def test_overrides_report_every_problem_at_once():
+    params = parse_params({"defaults": defaults(), "datasets": {"hdma": small_block(HDMA, "deny")}})
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(params, "hdma", {"source": {"path": "x.csv"}, "generate": {"rows": True}})
+    text = str(err.value)
+    assert "source: cannot be overridden" in text and "generate.rows" in text

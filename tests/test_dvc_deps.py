@@ -84,3 +84,22 @@ def test_closure_follows_function_level_imports_and_skips_type_checking() -> Non
     files = closure("pipelines.validate")
     assert "pipelines/validate.py" in files and "pipelines/tableset.py" in files
     assert "pipelines/paths.py" not in closure("pipelines.keys")  # keys names paths only for typing
+
+
+def test_every_stage_output_is_git_ignored_by_construction():
+    """A failed first `dvc repro` of a new dataset must leave nothing `git add -A` would commit."""
+    import subprocess
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    outs = [
+        (next(iter(o)) if isinstance(o, dict) else o).replace("${key}", "newds")
+        for spec in stages.values()
+        for section in ("outs", "metrics")
+        for o in spec["do"].get(section, [])
+    ]
+    assert len(outs) >= 10
+    files = [f"{o}/part-0.parquet" if not o.rsplit("/", 1)[-1].count(".") else o for o in outs]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *files], cwd=REPO, capture_output=True, text=True
+    ).stdout.split()
+    assert sorted(ignored) == sorted(files), sorted(set(files) - set(ignored))

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipelines.io import sha256_file
-from tests.conftest import copy_repo, git_init, run_stages, venv_env
+from tests.conftest import FLOORS_OFF, copy_repo, git_init, run_stages, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def repo(tmp_path_factory) -> Path:
     hdma = params["datasets"]["hdma"]
     hdma["generate"] = {"rows": ROWS}
     # small slice: noisy utility (0.14-0.30 with mcs/ccs as codes, docs/gates.md) and rare-class figures
-    hdma["gates"] = {"sample_rows": ROWS, "utility_gap_max": 0.5, "minority_recall_ratio_min": 0.0}
+    hdma["gates"] = {"sample_rows": ROWS, "utility_gap_max": 0.5, "minority_recall_ratio_min": 0.0, **FLOORS_OFF}
     hdma["sensitive"] = []  # nor bias figures (tests/test_bias.py)
     params["datasets"] = {"hdma": hdma}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -55,6 +55,12 @@ def test_release_and_manifest(repo):
     assert manifest["files"][0]["sha256"] == sha256_file(repo / "data/release/hdma/hdma.parquet")
     metrics = _dvc(repo, "metrics", "show", "--json").stdout
     assert "quality" in metrics
+    from pipelines.tracking import get_run
+
+    parent = manifest["mlflow"]["run_id"]  # the six stage processes of one `dvc repro` share one parent
+    assert get_run(parent, repo).data.tags["synthgate.pipeline_key"].startswith("dvc:")
+    for stage, run_id in manifest["mlflow"]["stage_runs"].items():
+        assert get_run(run_id, repo).data.tags["mlflow.parentRunId"] == parent, stage
 
 
 def test_second_repro_is_a_noop(repo):
@@ -104,6 +110,30 @@ def test_impossible_gate_fails_naming_it_and_keeps_release(repo):
         params_file.write_text(original)
 
 
+def test_a_params_mistake_deletes_no_output(repo):
+    """A typo in params.yaml: the stage refuses to run and DVC has deleted nothing (`persist`)."""
+    _dvc(repo, "repro")  # up to date first (an earlier test may have left a change)
+    outputs = [
+        "data/prepared/hdma/train.parquet",
+        "models/hdma/synthesizer.pkl",
+        "runs/hdma/fit.json",
+        "reports/hdma/validation.json",
+    ]
+    before = {o: sha256_file(repo / o) for o in outputs}
+    params_file = repo / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["datasets"]["hdma"]["fit"] = {"synthesiser": "ctgan"}  # misspelt key
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        proc = _dvc(repo, "repro", ok=False)
+        assert proc.returncode != 0 and "datasets.hdma.fit.synthesiser" in proc.stdout + proc.stderr
+        assert {o: sha256_file(repo / o) for o in outputs} == before
+    finally:
+        params_file.write_text(original)
+    assert _ran(_dvc(repo, "repro").stdout) == []  # the old outputs are still the recorded ones
+
+
 def test_adding_a_csv_dataset_takes_a_block_and_init(repo):
     """A new dataset: one params.yaml block, `synthgate expectations init`, then `dvc repro`."""
     from tests.conftest import WEATHER
@@ -119,7 +149,7 @@ def test_adding_a_csv_dataset_takes_a_block_and_init(repo):
         "fit": {},
         "generate": {"rows": 300},
         "blend": {},
-        "gates": {"sample_rows": 300},
+        "gates": {"sample_rows": 300, **FLOORS_OFF},
     }
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     init = subprocess.run(

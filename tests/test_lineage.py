@@ -18,7 +18,7 @@ from pipelines.errors import GateFailed, InvalidInputError
 from pipelines.io import sha256_file
 from pipelines.paths import paths_for
 from tests._lineage_ws import BLOCKING, clean_env, new_workspace, release_as_airflow, small_hdma
-from tests.conftest import HDMA, copy_repo, git_init, run_stages, venv_env
+from tests.conftest import FLOORS_OFF, HDMA, copy_repo, git_init, run_stages, venv_env
 
 STAGES = ("ingest", "fit", "generate", "blend", "validate", "release")
 
@@ -236,7 +236,7 @@ def dvc_repo(tmp_path_factory) -> dict[str, Any]:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     hdma = params["datasets"]["hdma"]
     hdma["generate"] = {"rows": 400}
-    hdma["gates"] = {"sample_rows": 400, "utility_gap_max": 0.3, "minority_recall_ratio_min": 0.0}
+    hdma["gates"] = {"sample_rows": 400, "utility_gap_max": 0.3, "minority_recall_ratio_min": 0.0, **FLOORS_OFF}
     hdma["sensitive"] = []  # 400 rows: noisy rare-class and bias figures
     params["datasets"] = {"hdma": hdma}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -18,7 +18,7 @@ from pipelines.config import BlendConfig
 from pipelines.errors import ConfigError, GateFailed
 from pipelines.io import read_json
 from pipelines.paths import paths_for
-from tests.conftest import HDMA, load, run_stages, small_block
+from tests.conftest import FLOORS_OFF, HDMA, load, run_stages, small_block
 
 REBALANCE = {"strategy": "rebalance", "shares": {"yes": 0.5}, "real_ratio": 0.2}
 
@@ -30,7 +30,7 @@ def _block(**sections):
         "blend": REBALANCE,
         # a 50% rebalanced release is compared with train rows resampled to 50% yes; the
         # Gaussian copula's class-conditional pair trends score about 0.73 there (docs/generation.md)
-        "gates": {"sample_rows": 1000, "quality_min": 0.7},
+        "gates": {"sample_rows": 1000, "quality_min": 0.7, **FLOORS_OFF},
     }
     block = small_block(HDMA, "deny")
     block.update({**base, **sections})

@@ -51,6 +51,8 @@ def test_manifest_has_the_lineage_fields(released):
         "types",
         "quality",
         "diagnostic",
+        "column_shape",
+        "pair_trend",
         "exact_copies",
         "dcr_low_tail",
         "dcr_baseline_protection",
@@ -151,3 +153,140 @@ def test_release_refuses_stale_validation(released):
             release.run(load(released, "hdma"), p)
     finally:
         p.record("validate").write_text(json.dumps(record))
+
+
+def _blocked_report(ws: Path) -> Path:
+    """Validate with an impossible quality threshold: a report that says BLOCKED (record matches)."""
+    run_stages(ws, "hdma", ("validate",), {"gates": {"quality_min": 0.999}})
+    return paths_for("hdma", ws).validation
+
+
+def _flip_to_passed(validation: Path) -> None:
+    report = json.loads(validation.read_text())
+    for g in report["gates"]:
+        g["passed"] = True
+    report["passed"] = True
+    validation.write_text(json.dumps(report))
+
+
+def test_release_refuses_an_edited_validation_report(released):
+    """Defect: release believed `passed` in an editable file. The digest in the run record catches it."""
+    from pipelines.errors import IntegrityError
+
+    p = paths_for("hdma", released)
+    before = _tree(p.release_dir)
+    _flip_to_passed(_blocked_report(released))
+    cfg = load(released, "hdma", {"gates": {"quality_min": 0.999}})
+    with pytest.raises(IntegrityError, match=r"validation\.json: sha256 .* is not the .* recorded in runs/hdma"):
+        release.run(cfg, p)
+    assert _tree(p.release_dir) == before
+    run_stages(released, "hdma", ("validate",))
+
+
+def test_release_refuses_a_report_whose_digest_was_rewritten_too(released):
+    """An attacker who also rewrites the record's digest is caught by the recomputed verdicts and MLflow."""
+    from pipelines.errors import IntegrityError
+
+    p = paths_for("hdma", released)
+    before = _tree(p.release_dir)
+    validation = _blocked_report(released)
+    report = json.loads(validation.read_text())
+    quality = next(g for g in report["gates"] if g["name"] == "quality")
+    quality["value"], quality["passed"], report["passed"] = 0.9995, True, True  # a forged, consistent verdict
+    validation.write_text(json.dumps(report))
+    record = json.loads(p.record("validate").read_text())
+    record.update(passed=True, failed=[], validation={**record["validation"], "sha256": sha256_file(validation)})
+    p.record("validate").write_text(json.dumps(record))
+    cfg = load(released, "hdma", {"gates": {"quality_min": 0.999}})
+    with pytest.raises(IntegrityError, match=r"gate 'quality': figure 0\.9995 but the validate run logged 0\.\d+"):
+        release.run(cfg, p)
+    assert _tree(p.release_dir) == before
+    run_stages(released, "hdma", ("validate",))
+
+
+def test_release_refuses_a_report_cut_off_from_its_record(released, monkeypatch):
+    """validate killed after writing validation.json but before its record: the old record does not match."""
+    from pipelines.errors import IntegrityError
+    from pipelines.records.validation import ValidateRecord
+
+    p = paths_for("hdma", released)
+    before = _tree(p.release_dir)
+
+    def killed(self, path):
+        raise KeyboardInterrupt("killed before the record was written")
+
+    monkeypatch.setattr(ValidateRecord, "write", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(released, "hdma", ("validate",), {"gates": {"quality_min": 0.999}})
+    monkeypatch.undo()
+    assert not json.loads(p.validation.read_text())["passed"]
+    with pytest.raises(IntegrityError, match="validate was interrupted"):
+        release.run(load(released, "hdma", {"gates": {"quality_min": 0.999}}), p)
+    assert _tree(p.release_dir) == before
+    run_stages(released, "hdma", ("validate",))
+
+
+def test_release_refuses_thresholds_that_are_not_the_params(released):
+    """A report computed with other thresholds than params.yaml's now: re-run validate, not publish."""
+    from pipelines.errors import IntegrityError
+
+    p = paths_for("hdma", released)
+    run_stages(released, "hdma", ("validate",), {"gates": {"quality_min": 0.1}})
+    with pytest.raises(IntegrityError, match=r"gate 'quality': threshold 0\.1 recorded, but gates\.quality_min is"):
+        release.run(load(released, "hdma"), p)
+    run_stages(released, "hdma", ("validate",))
+
+
+def test_lineage_flags_a_manifest_whose_verdict_does_not_hold(released):
+    from pipelines.lineage import lineage
+
+    p = paths_for("hdma", released)
+    version = json.loads(p.manifest.read_text())["version"]
+    copies = [p.manifest, p.manifests_dir / f"v{version:04d}.json"]
+    originals = [f.read_text() for f in copies]
+    try:
+        m = json.loads(originals[0])
+        m["gates"][0]["value"] = -1.0 if m["gates"][0]["comparison"] == ">=" else 1e9
+        for f in copies:
+            f.write_text(json.dumps(m))
+        out = lineage(f"hdma@{version}", released, use_dvc=False)
+        assert any(f"gate '{m['gates'][0]['name']}': recorded as passed" in x for x in out["tampered_items"]), out[
+            "tampered_items"
+        ]
+        assert not out["ok"]
+    finally:
+        for f, text in zip(copies, originals, strict=True):
+            f.write_text(text)
+
+
+def test_a_dead_pipeline_run_is_never_joined(released):
+    """A killed run left its parent RUNNING with other params: the next run opens its own parent,
+    closes the dead one as FAILED (tagged stale), and the parent's params are the manifest's."""
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.tracking import experiment_name, get_run, use_store
+
+    use_store(released)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment_name("hdma"))
+    dead = client.create_run(
+        exp.experiment_id,
+        run_name="hdma-pipeline",
+        tags={"synthgate.role": "pipeline", "synthgate.runner": "cli", "synthgate.dataset": "hdma"},
+    ).info.run_id
+    client.log_param(dead, "generate.rows", "1000000000000")
+    run_stages(released, "hdma", ("validate", "release"))
+    m = json.loads(paths_for("hdma", released).manifest.read_text())
+    assert m["mlflow"]["run_id"] != dead
+    stale = get_run(dead, released)
+    assert stale.info.status == "FAILED" and "later pipeline run" in stale.data.tags["synthgate.stale"]
+    assert get_run(m["mlflow"]["run_id"], released).data.params["generate.rows"] == str(m["params"]["generate"]["rows"])
+
+
+def test_releases_lists_every_version(released):
+    from pipelines.lineage import releases
+
+    listed = releases("hdma", released)
+    versions = sorted(r["version"] for r in listed["releases"] if r["verdict"] == "released")
+    on_disk = sorted(int(f.stem[1:]) for f in paths_for("hdma", released).manifests_dir.glob("v*.json"))
+    assert versions == on_disk and len(versions) >= 2

@@ -13,7 +13,7 @@ import yaml
 from pipelines.errors import InvalidInputError
 from pipelines.io import sha256_file
 from pipelines.reproduce import reproduce
-from tests.conftest import copy_repo, git_init, venv_env
+from tests.conftest import FLOORS_OFF, copy_repo, git_init, venv_env
 
 ROWS = 400
 
@@ -40,7 +40,12 @@ def repo(tmp_path_factory) -> Path:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     hdma = params["datasets"]["hdma"]
     hdma["generate"] = {"rows": ROWS}
-    hdma["gates"] = {"sample_rows": ROWS, "utility_gap_max": 0.5, "minority_recall_ratio_min": 0.0}  # 400 rows:
+    hdma["gates"] = {
+        "sample_rows": ROWS,
+        "utility_gap_max": 0.5,
+        "minority_recall_ratio_min": 0.0,
+        **FLOORS_OFF,
+    }  # 400 rows:
     hdma["sensitive"] = []  # noisy utility (0.30 with mcs/ccs as codes), rare-class and bias figures
     params["datasets"] = {"hdma": hdma}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -93,6 +93,37 @@ def test_tampered_model_is_never_unpickled(fitted, tmp_path):
         p.model.write_bytes(backup.read_bytes())
 
 
+class _Payload:
+    """A pickle that runs code when loaded: it creates the file named by its argument."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_payload_with_its_digest_in_the_fit_record_is_never_unpickled(fitted, tmp_path):
+    """An attacker writing a pickle AND its digest into the run record: MLflow's write-once record of
+    the digest (fit run param, registered model version) disagrees, so nothing is loaded."""
+    import cloudpickle
+
+    p = paths_for("hdma", fitted)
+    marker = tmp_path / "payload-ran"
+    model_backup, record_backup = p.model.read_bytes(), p.record("fit").read_text()
+    try:
+        p.model.write_bytes(cloudpickle.dumps(_Payload(str(marker))))
+        record = json.loads(record_backup)
+        record["model"]["sha256"] = sha256_file(p.model)
+        p.record("fit").write_text(json.dumps(record))
+        with pytest.raises(IntegrityError, match="not the one MLflow recorded at fit time.*refusing to unpickle"):
+            generate.run(load(fitted, "hdma"), p)
+        assert not marker.exists()
+    finally:
+        p.model.write_bytes(model_backup)
+        p.record("fit").write_text(record_backup)
+
+
 def test_fit_rejects_metadata_that_does_not_match(fitted, tmp_path):
     p = paths_for("hdma", fitted)
     original = p.metadata.read_text()

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypedDict, TypeVar
 
 from pipelines.config import DatasetConfig
 from pipelines.errors import ConfigError, GateFailed, IntegrityError, InvalidInputError
+from pipelines.locks import run_lock
 from pipelines.paths import DatasetPaths, paths_for
 
 log = logging.getLogger("synthgate.airflow")
@@ -110,7 +111,7 @@ def run_stage(ctx: RunContext, stage: str) -> dict[str, Any]:
     cfg, paths = config_of(ctx)
     module = importlib.import_module(f"pipelines.{stage}")
     started = time.perf_counter()
-    with runner_env(ctx):
+    with runner_env(ctx), run_lock(paths, f"airflow run {ctx['run_id']} {stage}"):
         result = module.run(cfg, paths)
     log.info("%s %s: done in %.1f s", stage, cfg.name, time.perf_counter() - started)
     return result

@@ -11,10 +11,15 @@ SECTIONS = ("ingest", "fit", "generate", "blend", "gates")
 
 DATASET_REQUIRED = ("source", "target", "seed", *SECTIONS)
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+NAME_PATTERN = re.compile(r"\A[a-z][a-z0-9_]{0,62}\Z")
+r"""Dataset names (`\Z`: a trailing newline is not allowed, as `$` would)."""
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors; a validated config never changes."""
+    """Unknown keys are errors, values are never coerced (`rows: true` or `quality_min: "0.5"` are
+    refused, not read as 1 and 0.5; an integer is a valid float); a validated config never changes.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Lists (YAML/JSON arrays) are accepted for tuple fields: mark those `Field(strict=False)`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)

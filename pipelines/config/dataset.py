@@ -22,6 +22,7 @@ class DatasetConfig(StrictModel):
     target: str | None = None
     sensitive: tuple[str, ...] = Field(
         default=(),
+        strict=False,
         description="columns of the main table whose groups the bias gates compare (share and target rate, "
         "synthetic vs train), e.g. [black]",
     )
@@ -29,7 +30,7 @@ class DatasetConfig(StrictModel):
     default: bool = True
     description: str = ""
     schedule: str | None = None
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = Field(default=(), strict=False)
     ingest: IngestConfig
     fit: FitConfig
     generate: GenerateConfig
@@ -87,7 +88,7 @@ class DatasetConfig(StrictModel):
         ]
 
     def _engine_problems(self) -> list[str]:
-        """The engine must support the dataset's kind (one table, or several with keys)."""
+        """The engine must support the dataset's kind (one table, or several with keys) and what it asks."""
         from pipelines import engines
 
         info = engines.REGISTRY[self.fit.synthesizer].info
@@ -99,7 +100,14 @@ class DatasetConfig(StrictModel):
             ]
         if not relational and not info.single_table:
             return [f"fit.synthesizer: '{info.name}' fits several tables; declare them in source.tables"]
-        return []
+        if relational:  # what relational datasets may ask is checked in _relational_problems
+            return []
+        asks = {
+            "fit.constraints": bool(self.fit.constraints) and not info.constraints and "business rules",
+            "generate.conditions": bool(self.generate.conditions) and not info.conditions and "conditional sampling",
+            "blend.strategy": self.blend.strategy == "rebalance" and not info.conditions and "conditional sampling",
+        }
+        return [f"{key}: '{info.name}' does not support {what}" for key, what in asks.items() if what]
 
     def _relational_problems(self) -> list[str]:
         unsupported = {
@@ -109,6 +117,8 @@ class DatasetConfig(StrictModel):
             "fit.constraints": bool(self.fit.constraints) and "not supported for relational datasets yet",
             "fit.pii.columns": bool(self.fit.pii.columns)
             and "not supported for relational datasets yet (the pii_replay gate still checks detected PII)",
+            "gates.canaries": self.gates.canaries > 0
+            and "single tables only (the shadow fit plants canaries in one table)",
         }
         return [f"{key}: {why}" for key, why in unsupported.items() if why]
 

@@ -120,13 +120,15 @@ def apply_overrides(params: Params, name: str, overrides: Mapping[str, Any] | No
         for k in overrides
         if k not in OVERRIDABLE
     ]
-    if bad:
-        raise ConfigError(bad, "run overrides")
-    merged = deep_merge(base.model_dump(exclude={"name"}), overrides)
+    allowed = {k: v for k, v in overrides.items() if k in OVERRIDABLE}
+    merged = deep_merge(base.model_dump(exclude={"name"}), allowed)
     try:
-        return DatasetConfig.model_validate({**merged, "name": name})
+        cfg = DatasetConfig.model_validate({**merged, "name": name})
     except ValidationError as err:
-        raise ConfigError(_pydantic_problems(err, ""), "run overrides") from None
+        raise ConfigError([*bad, *_pydantic_problems(err, "")], "run overrides") from None
+    if bad:  # every problem at once: the keys that cannot be overridden and those whose values are wrong
+        raise ConfigError(bad, "run overrides")
+    return cfg
 
 
 PARAM_KEYS = ("seed", *SECTIONS)

@@ -15,7 +15,7 @@ class IngestConfig(StrictModel):
     """Reading, normalising and splitting the real data."""
 
     holdout_fraction: float = Field(default=0.2, gt=0, lt=0.9)
-    drop_columns: tuple[str, ...] = ()
+    drop_columns: tuple[str, ...] = Field(default=(), strict=False)
     min_rows: int = Field(default=50, ge=2)
     orphans: Literal["nullify", "drop", "error"] = Field(
         default="nullify",
@@ -70,7 +70,7 @@ class PiiConfig(StrictModel):
     columns: dict[str, PiiKind] = Field(
         default_factory=dict, description="declared PII columns: column -> kind (name, email, ...)"
     )
-    ignore: tuple[str, ...] = Field(default=(), description="columns detection must leave alone")
+    ignore: tuple[str, ...] = Field(default=(), strict=False, description="columns detection must leave alone")
 
     @model_validator(mode="after")
     def _declared_not_ignored(self) -> PiiConfig:
@@ -96,9 +96,14 @@ class FitConfig(StrictModel):
         json_schema_extra=_engine_names,
     )
     params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of that engine")
+    licences: tuple[str, ...] | None = Field(
+        default=None,
+        description="SPDX licences the engine may be under, e.g. [Apache-2.0, MIT] for data shared with "
+        "third parties (SDV is BUSL-1.1); null: any",
+    )
     pii: PiiConfig = Field(default_factory=PiiConfig)
     constraints: tuple[ConstraintRule, ...] = Field(
-        default=(), description="business rules enforced at fit time and gated before release"
+        default=(), strict=False, description="business rules enforced at fit time and gated before release"
     )
 
     @model_validator(mode="after")
@@ -109,11 +114,20 @@ class FitConfig(StrictModel):
             raise ValueError(
                 f"synthesizer {self.synthesizer!r} is not a known engine (known: {', '.join(engines.REGISTRY)})"
             )
-        accepted = engines.REGISTRY[self.synthesizer].info.params
+        engine = engines.REGISTRY[self.synthesizer]
+        accepted = engine.info.params
         unknown = sorted(set(self.params) - accepted)
         if unknown:
             allowed = ", ".join(sorted(accepted))
             raise ValueError(f"params {unknown} are not arguments of {self.synthesizer} (allowed: {allowed})")
+        bad = engine.param_problems(self.params)
+        if bad:
+            raise ValueError(f"params of {self.synthesizer}: {'; '.join(bad)}")
+        if self.licences is not None and engine.info.licence not in self.licences:
+            raise ValueError(
+                f"synthesizer {self.synthesizer!r} is under {engine.info.licence}, which is not in this dataset's "
+                f"licences {list(self.licences)}: choose an engine under one of them (`synthgate engines`)"
+            )
         labels = [r.label for r in self.constraints]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
@@ -193,6 +207,22 @@ class GatesConfig(StrictModel):
         le=1,
         description="lowest SDMetrics diagnostic score (0-1: valid ranges, categories, keys and column types); "
         "the diagnostic gate passes when score >= this; default 0.95: almost every value is a valid one",
+    )
+    column_shape_min: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="lowest shape score of any single column (SDMetrics Column Shapes: KSComplement for numbers "
+        "and dates, TVComplement for categories; 1 = same distribution); the column_shape gate passes when the "
+        "worst column's score >= this, so one broken column blocks however good the average (docs/gates.md)",
+    )
+    pair_trend_min: float = Field(
+        default=0.75,
+        ge=0,
+        le=1,
+        description="lowest trend score of any pair of columns (CorrelationSimilarity for two numeric columns, "
+        "ContingencySimilarity otherwise; every pair, not only the strongly correlated ones SDMetrics averages); "
+        "the pair_trend gate passes when the worst pair's score >= this (docs/gates.md)",
     )
     exact_copies_max: float = Field(
         default=0.01,
@@ -306,4 +336,21 @@ class GatesConfig(StrictModel):
         ge=100,
         description="training rows the dcr_baseline_protection gate compares with (plus each sampled row's "
         "identical training row, so copies are always found); not a threshold",
+    )
+    canaries: int = Field(
+        default=0,
+        ge=0,
+        le=500,
+        description="outlier records planted in the train split of a shadow fit (and as many kept back as "
+        "controls) for the canaries gate; 0: off (the default: the shadow fit costs a second fit); single "
+        "tables only",
+    )
+    canary_exposure_max: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="highest share of planted canaries a shadow fit's rows expose (equal on the compared columns, "
+        "or within half the canary's distance to the closest training row) minus the share of the controls "
+        "never planted; the canaries gate passes when excess <= this; default 0.1: one canary in ten "
+        "(docs/gates.md)",
     )

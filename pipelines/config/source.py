@@ -44,7 +44,7 @@ class SourceConfig(StrictModel):
         default_factory=dict, description="relational datasets: table name -> file and primary key"
     )
     relationships: tuple[Relationship, ...] = Field(
-        default=(), description="relational datasets: foreign keys between the tables"
+        default=(), strict=False, description="relational datasets: foreign keys between the tables"
     )
     main_table: str | None = Field(
         default=None, description="relational datasets: the fact table (split, privacy and utility gates)"

@@ -6,7 +6,7 @@ use it); adapters import theirs when they fit or sample.
 
 from __future__ import annotations
 
-from pipelines.engines import sdv
+from pipelines.engines import argn, sdv
 from pipelines.engines.base import Engine, EngineInfo, SampleRequest, seed_everything, verify_model
 from pipelines.errors import ConfigError
 
@@ -27,7 +27,7 @@ def get(name: str) -> Engine:
         raise ConfigError([f"fit.synthesizer: unknown engine {name!r} (known: {', '.join(REGISTRY)})"]) from None
 
 
-for _engine in sdv.ENGINES:
+for _engine in (*sdv.ENGINES, argn.ENGINE):
     register(_engine)
 
 __all__ = ["REGISTRY", "Engine", "EngineInfo", "SampleRequest", "get", "register", "seed_everything", "verify_model"]

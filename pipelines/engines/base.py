@@ -34,6 +34,8 @@ class EngineInfo:
     conditions: bool = False
     constraints: bool = False
     dp: bool = False
+    environment: str | None = None
+    """The engine's own locked environment (engines/envs/<name>/); None: the platform's virtualenv."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (fit record, manifest, MLflow)."""
@@ -41,6 +43,7 @@ class EngineInfo:
             "name": self.name,
             "family": self.family,
             "licence": self.licence,
+            "runs_in": f"own environment {self.environment}" if self.environment else "platform",
             "supports": {
                 "single_table": self.single_table,
                 "multi_table": self.multi_table,
@@ -71,6 +74,19 @@ class Engine:
     """
 
     info: EngineInfo
+
+    def param_problems(self, params: dict[str, Any]) -> list[str]:
+        """Values in `fit.params` the engine would reject (config validation; no library import)."""
+        return []
+
+    def env_state(self) -> dict[str, Any] | None:
+        """Its own environment (lock, path, built or not), or None when it runs in the platform's."""
+        return None
+
+    def setup(self) -> float | None:
+        """Build its own environment if it has one and it is missing or stale: the seconds it took
+        (0: already built), or None when the engine runs in the platform's virtualenv."""
+        return None
 
     def fit(self, train: Tables, metadata: Any, cfg: DatasetConfig, lay: Layout) -> Any:
         """Fit on the train tables (seeded from `cfg.seed`); return the fitted model."""

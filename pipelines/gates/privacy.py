@@ -28,21 +28,23 @@ def _results(p: PrivacyFigures, gates: GatesConfig) -> list[GateResult]:
         gate(
             "exact_copies",
             p.exact_copy_excess,
-            gates.exact_copies_max + p.exact_copy_allowance,
+            gates.exact_copies_max,
             "<=",
             f"share of synthetic rows identical to a training row ({p.exact_copy_share:.4f}) minus that of real "
             f"holdout rows ({p.holdout_exact_copy_share:.4f}), on {len(p.columns)} columns; allowed "
             f"{gates.exact_copies_max:g} + {p.exact_copy_allowance:.4f} sampling noise",
+            allowance=p.exact_copy_allowance,
         ),
         gate(
             "dcr_low_tail",
             p.dcr_low_tail_excess,
-            gates.dcr_low_tail_max + p.dcr_low_tail_allowance,
+            gates.dcr_low_tail_max,
             "<=",
             f"share of {p.rows_compared} synthetic rows ({p.dcr_low_tail_share:.4f}) minus that of "
             f"{p.holdout_rows_compared} holdout rows ({p.holdout_dcr_low_tail_share:.4f}) at most "
             f"{p.dcr_threshold:.4f} from a training row (the holdout's {p.dcr_quantile:g} DCR quantile); allowed "
             f"{gates.dcr_low_tail_max:g} + {p.dcr_low_tail_allowance:.4f} sampling noise",
+            allowance=p.dcr_low_tail_allowance,
         ),
     ]
     if p.dcr_baseline_protection_ratio is not None:  # None: too many natural duplicates to judge medians
@@ -79,7 +81,7 @@ def privacy_gates(
     return _results(p, gates), asdict(p)
 
 
-def _excluded(ctx: GateContext) -> dict[str, str]:
+def excluded_columns(ctx: GateContext) -> dict[str, str]:
     """The main table's keys and the fit plan's PII columns, with the reason each is left out."""
     from pipelines.keys import key_columns
     from pipelines.pii import PiiPlan
@@ -94,7 +96,7 @@ def _excluded(ctx: GateContext) -> dict[str, str]:
 def _privacy(ctx: GateContext) -> tuple[dict[str, GateResult], Figures]:
     main = ctx.main
     frames = (ctx.synthetic[main], ctx.train[main], ctx.holdout[main])
-    results, figures = privacy_gates(*frames, ctx.cfg.gates, ctx.cfg.seed, _excluded(ctx))
+    results, figures = privacy_gates(*frames, ctx.cfg.gates, ctx.cfg.seed, excluded_columns(ctx))
     if ctx.layout.relational:
         figures["table"] = main
     return {r.name: r for r in results}, {"privacy": figures}

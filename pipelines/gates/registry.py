@@ -6,7 +6,7 @@ A new gate is one module (a class with `name`, `param`, `applies` and `evaluate`
 
 from __future__ import annotations
 
-from pipelines.gates import bias, constraints, contract, keys, pii, privacy, quality, types, utility
+from pipelines.gates import bias, canaries, constraints, contract, keys, pii, privacy, quality, types, utility
 from pipelines.gates.base import Gate
 
 GATES: list[Gate] = [
@@ -19,6 +19,8 @@ GATES: list[Gate] = [
     types.Types(),
     quality.QUALITY,
     quality.DIAGNOSTIC,
+    quality.COLUMN_SHAPE,
+    quality.PAIR_TREND,
     privacy.EXACT_COPIES,
     privacy.DCR_LOW_TAIL,
     privacy.DCR_BASELINE_PROTECTION,
@@ -26,6 +28,7 @@ GATES: list[Gate] = [
     utility.MinorityUtility(),
     bias.BIAS,
     bias.BIAS_SHARE,
+    canaries.Canaries(),
 ]
 
 

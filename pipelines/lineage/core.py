@@ -18,6 +18,7 @@ from pipelines.lineage.dvc_store import check_dvc
 from pipelines.lineage.locate import find_releases, resolve
 from pipelines.lineage.mlflow_store import check_mlflow, check_model, check_records
 from pipelines.paths import repo_root
+from pipelines.verdicts import verdict_problems
 
 
 def lineage(query: str, root: Path | None = None, *, use_mlflow: bool = True, use_dvc: bool = True) -> dict[str, Any]:
@@ -66,6 +67,8 @@ def lineage(query: str, root: Path | None = None, *, use_mlflow: bool = True, us
     out["dvc"] = check_dvc(rel, releases, root, rep) if use_dvc else None
     if not out["gates"] or not all(g.get("passed") for g in out["gates"]):
         rep.problem("the manifest's gates are not all passed: a release is only published when every gate passes")
+    for problem in verdict_problems(out["gates"], (m.get("params") or {}).get("gates")):
+        rep.tamper(f"{out['manifest']['path']}: {problem}")
     cross_check(out, rep)
     out["tampered"] = bool(rep.tampered)
     out["tampered_items"] = rep.tampered

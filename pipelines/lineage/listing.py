@@ -40,8 +40,13 @@ def releases(dataset: str, root: Path | None = None, *, use_mlflow: bool = True)
             },
         )
 
+    def key_of(version: Any, run_id: str | None, fallback: str) -> str:
+        """Published rows are keyed by version (two versions never merge, even when they name the
+        same MLflow run); blocked or failed attempts by their pipeline run."""
+        return f"v{int(version)}" if version is not None else (f"run:{run_id}" if run_id else fallback)
+
     for e in read_attempts(paths.attempts_log):
-        r = row_for(e.get("mlflow_run_id") or f"log:{e.get('attempted_at')}")
+        r = row_for(key_of(e.get("version"), e.get("mlflow_run_id"), f"log:{e.get('attempted_at')}"))
         r.update(
             version=e.get("version"),
             time=e.get("attempted_at"),
@@ -56,7 +61,7 @@ def releases(dataset: str, root: Path | None = None, *, use_mlflow: bool = True)
     for rel in find_releases(root, dataset):
         m = rel.manifest
         run_id = (m.get("mlflow") or {}).get("run_id")
-        r = row_for(run_id or f"manifest:{rel.version}")
+        r = row_for(key_of(rel.version, run_id, f"manifest:{rel.version}"))
         r.update(
             version=rel.version,
             time=r["time"] or m.get("created_at"),
@@ -89,11 +94,11 @@ def releases(dataset: str, root: Path | None = None, *, use_mlflow: bool = True)
         }
         for run in runs:
             tags = run.data.tags
-            r = row_for(run.info.run_id)
+            version = tags.get("synthgate.release_version")
+            r = row_for(key_of(version, run.info.run_id, run.info.run_id))
             verdict = tags.get("synthgate.verdict") or {"FAILED": "failed", "RUNNING": "running"}.get(
                 run.info.status, run.info.status.lower()
             )
-            version = tags.get("synthgate.release_version")
             r.update(
                 mlflow_run_id=run.info.run_id,
                 verdict=r["verdict"] or verdict,
@@ -109,6 +114,16 @@ def releases(dataset: str, root: Path | None = None, *, use_mlflow: bool = True)
                     f"{tags['synthgate.verdict']!r} in MLflow"
                 )
     ordered = sorted(rows.values(), key=lambda r: r["time"] or "", reverse=True)
+    by_run: dict[str, list[int]] = {}
+    for r in ordered:
+        if r["version"] is not None and r["mlflow_run_id"]:
+            by_run.setdefault(r["mlflow_run_id"], []).append(r["version"])
+    problems += [
+        f"MLflow run {run_id} is the pipeline run of several versions ({', '.join(f'v{v}' for v in sorted(vs))}): "
+        "each version should have its own"
+        for run_id, vs in by_run.items()
+        if len(vs) > 1
+    ]
     for r in ordered:
         if r["verdict"] == "released" and "manifest" not in r["seen_in"]:
             problems.append(

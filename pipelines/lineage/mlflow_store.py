@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import STAGES
+from pipelines.errors import TrackingUnavailable
 from pipelines.io import read_json, sha256_bytes, sha256_file
 from pipelines.lineage.checks import Findings
 from pipelines.lineage.locate import Release, relpath
 from pipelines.paths import paths_for
-from pipelines.tracking import tracking_uri, use_store
+from pipelines.tracking import check_server, tracking_uri, use_store
 
 _UPSTREAM = [s for s in STAGES if s != "release"]
 
@@ -30,25 +31,14 @@ def mlflow_client(root: Path) -> Any:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise MlflowUnavailable(f"no MLflow store at {uri.removeprefix('sqlite:///')}")
     if uri.startswith(("http://", "https://")):
-        _probe(uri)
+        try:
+            check_server(uri)
+        except TrackingUnavailable as err:
+            raise MlflowUnavailable(str(err)) from None
     from mlflow.tracking import MlflowClient
 
     use_store(root)
     return MlflowClient(tracking_uri=uri)
-
-
-def _probe(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail fast on an unreachable tracking server (the MLflow client retries for minutes)."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
-            pass
-    except urllib.error.HTTPError:
-        return  # it answered: reachable (a proxy or auth in front may refuse /health itself)
-    except (urllib.error.URLError, OSError) as err:
-        raise MlflowUnavailable(f"tracking server {uri} is not reachable ({err})") from None
 
 
 def _artifact(client: Any, run_id: str, path: str) -> tuple[str, bytes] | None:

@@ -31,6 +31,8 @@ class GateVerdict(Model):
     name: str
     value: float
     threshold: float
+    param: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    allowance: float = Field(default=0.0, exclude_if=lambda v: v == 0.0)
     comparison: Literal[">=", "<="]
     passed: bool
 
@@ -100,7 +102,9 @@ class ReleaseAttempt(Model):
     mlflow_run_id: str
     runner: dict[str, str]
     gates: list[dict[str, Any]] = Field(description="name, value, threshold, passed of every gate")
-    verdict: Literal["released", "blocked"]
+    verdict: Literal["released", "blocked", "interrupted"] = Field(
+        description="released, blocked by a gate, or interrupted before the new version was swapped in"
+    )
     version: int | None = Field(description="the published version (None when blocked)")
     failed: list[str] | None = Field(default=None, exclude_if=lambda v: v is None)
     release_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)

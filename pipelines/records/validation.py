@@ -21,20 +21,44 @@ class GateResult(Model):
     name: str = Field(description="the gate's name, e.g. quality or dcr_low_tail")
     value: float = Field(description="the measured figure (rounded to 6 decimals)")
     threshold: float = Field(description="the limit the figure is compared with")
+    param: str | None = Field(
+        default=None,
+        description="the params.yaml `gates:` key the threshold comes from (None: a fixed threshold)",
+        exclude_if=lambda v: v is None,
+    )
+    allowance: float = Field(
+        default=0.0,
+        description="sampling noise added to the params.yaml threshold (threshold = param + allowance)",
+        exclude_if=lambda v: v == 0.0,
+    )
     comparison: Literal[">=", "<="] = Field(description="how value must compare with threshold to pass")
     passed: bool = Field(description="whether the comparison holds")
     explanation: str = Field(description="what the figure means and what was compared")
 
 
-def gate(name: str, value: float, threshold: float, comparison: Literal[">=", "<="], explanation: str) -> GateResult:
-    """Build a gate result, deciding `passed` from the comparison."""
-    passed = value >= threshold if comparison == ">=" else value <= threshold
+def holds(value: float, threshold: float, comparison: str) -> bool:
+    """Whether `value` passes `threshold` under `comparison` (">=" or "<=")."""
+    return bool(value >= threshold if comparison == ">=" else value <= threshold)
+
+
+def gate(
+    name: str,
+    value: float,
+    threshold: float,
+    comparison: Literal[">=", "<="],
+    explanation: str,
+    allowance: float = 0.0,
+) -> GateResult:
+    """Build a gate result, deciding `passed` from the comparison of the rounded value with
+    `threshold + allowance` (the allowance is sampling noise on top of a params.yaml threshold)."""
+    value, limit = round(float(value), 6), float(threshold) + float(allowance)
     return GateResult(
         name=name,
-        value=round(float(value), 6),
-        threshold=float(threshold),
+        value=value,
+        threshold=limit,
+        allowance=float(allowance),
         comparison=comparison,
-        passed=bool(passed),
+        passed=holds(value, limit, comparison),
         explanation=explanation,
     )
 

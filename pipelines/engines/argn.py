@@ -1,0 +1,163 @@
+"""MOSTLY AI's TabularARGN (mostlyai-engine, Apache-2.0), one table, in its own environment.
+
+It trains from scratch on CPU (no model download). Training is reproducible with a fixed seed and
+an epoch limit (`max_epochs`); a time cap (`max_training_time`) is not, so none is set by default.
+It keeps 20% of the rows it is given for early stopping. Conditions become seed data: every row
+generated has the conditioned values. `differential_privacy` trains with DP-SGD (opacus); the
+epsilon reached is in the model's manifest.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.engines.base import EngineInfo
+from pipelines.engines.envs import EngineEnv
+from pipelines.engines.external import ExternalEngine, ExternalModel
+
+if TYPE_CHECKING:
+    from pipelines.config import DatasetConfig
+    from pipelines.tableset import Layout, Tables
+
+MODELS = ("MOSTLY_AI/Small", "MOSTLY_AI/Medium", "MOSTLY_AI/Large")
+DEFAULTS: dict[str, Any] = {
+    "model": "MOSTLY_AI/Medium",
+    "max_epochs": 100,
+    # "constant" would release a `_RARE_` category the real data never had
+    "rare_category_replacement_method": "sample",
+}
+DP_KEYS = frozenset({"max_epsilon", "delta", "noise_multiplier", "max_grad_norm", "value_protection_epsilon"})
+PARAMS = frozenset(
+    {
+        *DEFAULTS,
+        "max_training_time",
+        "batch_size",
+        "gradient_accumulation_steps",
+        "enable_flexible_generation",
+        "value_protection",
+        "differential_privacy",
+        "sampling_temperature",
+        "sampling_top_p",
+    }
+)
+ENCODINGS = {
+    "numerical": "TABULAR_NUMERIC_AUTO",
+    "categorical": "TABULAR_CATEGORICAL",
+    "boolean": "TABULAR_CATEGORICAL",
+    "ordinal": "TABULAR_CATEGORICAL",
+    "datetime": "TABULAR_DATETIME",
+    "id": "TABULAR_CHARACTER",
+}
+"""The committed metadata's sdtypes as encoding types (every engine sees the same column types)."""
+
+
+def _number(value: Any, low: float, high: float | None = None, integer: bool = False, zero: bool = False) -> bool:
+    """A number above `low` (or equal to it with `zero`), at most `high`; an int with `integer`."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        return False
+    return (value >= low if zero else value > low) and (high is None or value <= high)
+
+
+def param_problems(params: dict[str, Any]) -> list[str]:
+    """Values TabularARGN would reject or misread (the names are checked against PARAMS elsewhere)."""
+    checks = {
+        "model": lambda v: v in MODELS,
+        "max_epochs": lambda v: _number(v, 0),
+        "max_training_time": lambda v: _number(v, 0),
+        "batch_size": lambda v: _number(v, 0, integer=True),
+        "gradient_accumulation_steps": lambda v: _number(v, 0, integer=True),
+        "enable_flexible_generation": lambda v: isinstance(v, bool),
+        "value_protection": lambda v: isinstance(v, bool),
+        "sampling_temperature": lambda v: _number(v, 0),
+        "sampling_top_p": lambda v: _number(v, 0, 1),
+        "rare_category_replacement_method": lambda v: v in ("constant", "sample"),
+    }
+    wants = {
+        "model": f"one of {list(MODELS)}",
+        "batch_size": "an integer >= 1",
+        "gradient_accumulation_steps": "an integer >= 1",
+        "enable_flexible_generation": "true or false",
+        "value_protection": "true or false",
+        "sampling_top_p": "a number in (0, 1]",
+        "rare_category_replacement_method": "constant or sample",
+    }
+    problems = [
+        f"{k}: {params[k]!r} is not {wants.get(k, 'a number > 0')}"
+        for k, ok in checks.items()
+        if k in params and not ok(params[k])
+    ]
+    dp = params.get("differential_privacy")
+    if dp is not None:
+        if not isinstance(dp, dict):
+            problems.append(f"differential_privacy: a mapping of {sorted(DP_KEYS)} (or null), not {dp!r}")
+        else:
+            problems += [
+                f"differential_privacy.{k}: not a DP setting ({sorted(DP_KEYS)})" for k in dp if k not in DP_KEYS
+            ]
+            problems += [
+                f"differential_privacy.{k}: {v!r} is not a number >= 0" + (" and <= 1" if k == "delta" else "")
+                for k, v in dp.items()
+                if k in DP_KEYS and v is not None and not _number(v, 0, 1.0 if k == "delta" else None, zero=True)
+            ]
+    return problems
+
+
+class TabularArgn(ExternalEngine):
+    """TabularARGN on the main table; the model is the folder generation needs, tarred."""
+
+    def param_problems(self, params: dict[str, Any]) -> list[str]:
+        return param_problems(params)
+
+    def fit(self, train: Tables, metadata: Any, cfg: DatasetConfig, lay: Layout) -> ExternalModel:
+        df = train[lay.main]
+        table = metadata.to_dict()["tables"][lay.main]
+        columns = table["columns"]
+        key = table.get("primary_key")
+        encodings = {c: ENCODINGS.get(columns[c]["sdtype"], "AUTO") for c in df.columns if c != key}
+        params = {**DEFAULTS, **cfg.fit.params}
+        model_tmp = tempfile.TemporaryDirectory(prefix=f"{self.info.name}-model-")
+        with tempfile.TemporaryDirectory(prefix=f"{self.info.name}-fit-") as tmp:
+            work = Path(tmp)
+            df.to_parquet(work / "train.parquet", index=False)
+            response = self.call(
+                "fit",
+                {
+                    "train": str(work / "train.parquet"),
+                    "model_dir": model_tmp.name,
+                    "seed": cfg.seed,
+                    "params": params,
+                    "encoding_types": encodings,
+                    "primary_key": key,
+                },
+                work,
+            )
+        env = self.env.describe()
+        manifest = {
+            "engine": self.info.name,
+            "environment": {k: env[k] for k in ("name", "lock", "lock_sha256")},
+            "params": params,
+            "seed": cfg.seed,
+            "encoding_types": encodings,
+            "primary_key": key,
+            "columns": list(df.columns),
+            "dtypes": {c: str(t) for c, t in df.dtypes.items()},
+            **response,
+        }
+        return ExternalModel(Path(model_tmp.name), manifest, model_tmp)
+
+
+ENGINE = TabularArgn(
+    EngineInfo(
+        "tabular_argn",
+        "autoregressive",
+        "Apache-2.0",
+        PARAMS,
+        conditions=True,
+        dp=True,
+        environment="tabularargn",
+    ),
+    EngineEnv("tabularargn"),
+    Path(__file__).with_name("argn_runner.py"),
+)
