@@ -11,6 +11,8 @@ scratch workspace; then `validate.evaluate` scores these stand-ins for the synth
   collapsed        the release with one column set to a single value          (fidelity must fail)
   shuffled         the release with a column of its strongest numeric pair permuted (pair_trend must fail)
   int-to-float     the release with an integer column turned into fractions   (types must fail)
+  new-category     the release with 1% of a text column's values invented     (types must fail)
+  shuffled-columns the release with its columns in reverse order               (types must fail)
   no-minority      the release with the target's rarest class removed         (utility must fail)
   swapped-groups   the release with the target swapped between sensitive groups (bias must fail)
 Datasets: hdma (with a customer id and an e-mail added, like a customer table), diamonds, and
@@ -40,6 +42,8 @@ CONTROLS = (
     "collapsed",
     "shuffled",
     "int-to-float",
+    "new-category",
+    "shuffled-columns",
     "no-minority",
     "swapped-groups",
 )
@@ -111,6 +115,12 @@ def _control(
             return None
         out[ints[0]] = out[ints[0]].astype(float) + rng.uniform(0.1, 0.9, len(out))
         return out
+    if name == "new-category":
+        text = [c for c in out.columns if out[c].dtype == object and c != "email" and train[c].nunique() <= 50]
+        out.loc[out.sample(frac=0.01, random_state=1).index, text[0]] = "invented"
+        return out
+    if name == "shuffled-columns":
+        return out[list(reversed(out.columns))]
     if name == "no-minority":
         if not cfg.target:
             return None

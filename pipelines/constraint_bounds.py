@@ -18,7 +18,9 @@ class ScalarBounds(SingleTableProgrammableConstraint):
     """`low (<|<=) column <= high` with constant bounds, learned in an unbounded space.
 
     The synthesizer models log(x - low), log(high - x) or logit((x - low) / (high - low)), so
-    every sampled value maps back inside the bounds; integer columns are rounded inwards.
+    every sampled value maps back inside the bounds. The transformed column is described to SDV as
+    plain numerical (SDV would otherwise round the log to the column's `decimal_places`); values
+    are rounded to those places on the way back, inwards at the bounds.
     """
 
     def __init__(
@@ -34,7 +36,7 @@ class ScalarBounds(SingleTableProgrammableConstraint):
         self.high = high
         self.strict_low = strict_low
         self.table_name = table_name
-        self._integer = False
+        self._digits: int | None = None
         self._eps = 1e-9
 
     def validate(self, metadata: Any) -> None:
@@ -45,11 +47,12 @@ class ScalarBounds(SingleTableProgrammableConstraint):
             raise ValueError(f"column '{self.column_name}' must be numerical, not {sdtype}")
 
     def fit(self, data: pd.DataFrame, metadata: Any) -> None:
-        """Learn whether the column holds whole numbers and its scale."""
+        """Learn the column's decimal places (the metadata's, else the data's) and its scale."""
+        from rdt.transformers.utils import learn_rounding_digits
+
         x = data[self.column_name].dropna()
-        self._integer = bool(pd.api.types.is_integer_dtype(x)) or bool(
-            len(x) and pd.api.types.is_float_dtype(x) and np.all(np.mod(x, 1) == 0)
-        )
+        spec = self._spec(metadata) if metadata is not None else {}
+        self._digits = spec.get("decimal_places", learn_rounding_digits(x) if len(x) else None)
         span = float(x.max() - x.min()) if len(x) else 1.0
         self._eps = max(span, 1.0) * 1e-9
 
@@ -67,12 +70,18 @@ class ScalarBounds(SingleTableProgrammableConstraint):
             data[self.column_name] = np.log((hi - x).clip(lower=0) + eps)
         return data
 
+    def _spec(self, metadata: Any) -> dict[str, Any]:
+        table = self.table_name or next(iter(metadata.tables))
+        return dict(metadata.tables[table].columns[self.column_name])
+
     def get_updated_metadata(self, metadata: Any) -> Any:
-        """The column keeps its name and sdtype."""
+        """The column keeps its name; the model sees it as plain numerical (no range, no rounding)."""
+        table = self.table_name or next(iter(metadata.tables))
+        metadata.tables[table].columns[self.column_name] = {"sdtype": "numerical"}
         return metadata
 
     def reverse_transform(self, transformed_data: pd.DataFrame) -> pd.DataFrame:
-        """Map sampled values back inside the bounds (rounded inwards for whole numbers)."""
+        """Map sampled values back inside the bounds (rounded to the column's places, inwards at the bounds)."""
         data = transformed_data.copy()
         y = data[self.column_name].astype(float)
         lo, hi, eps = self.low, self.high, self._eps
@@ -84,10 +93,12 @@ class ScalarBounds(SingleTableProgrammableConstraint):
             x = hi - np.exp(y) + eps
         floor = -np.inf if lo is None else float(lo)
         ceiling = np.inf if hi is None else float(hi)
-        if self._integer:
-            floor = np.floor(floor) + 1 if self.strict_low else np.ceil(floor)
-            ceiling = np.floor(ceiling)
-            x = x.round()
+        if self._digits is not None:
+            scale = 10**self._digits  # bounds in units of the last place, rounded inwards
+            low_units = round(floor * scale, 6)
+            floor = (np.floor(low_units) + 1 if self.strict_low else np.ceil(low_units)) / scale
+            ceiling = np.floor(round(ceiling * scale, 6)) / scale
+            x = x.round(self._digits)
         elif self.strict_low:
             floor = np.nextafter(floor, np.inf)
         data[self.column_name] = x.clip(floor, ceiling)

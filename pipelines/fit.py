@@ -40,7 +40,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
         hint = "Edit the metadata file or re-run `synthgate expectations init --force`."
         raise InvalidInputError(paths.rel(paths.metadata), problems, hint=hint)
     learned = {**train, lay.main: train[lay.main].drop(columns=plan.names)}
-    md = metadata.without_columns(md, lay.main, plan.names)
+    md = metadata.seen_only(metadata.without_columns(md, lay.main, plan.names), learned)
     sdtypes = {c: v.get("sdtype") for c, v in md.tables[lay.main].columns.items()}
     check_rules(cfg.fit.constraints, train[lay.main], sdtypes, f"datasets.{cfg.name}.fit", protected=plan.names)
     engine = engines.get(cfg.fit.synthesizer)

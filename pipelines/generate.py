@@ -19,6 +19,8 @@ from pipelines.errors import InvalidInputError
 from pipelines.records.stages import FitRecord, GenerateRecord, IngestRecord
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from pipelines.config import DatasetConfig
     from pipelines.paths import DatasetPaths
 
@@ -105,6 +107,12 @@ def shards_for(cfg: DatasetConfig, paths: DatasetPaths) -> list[Shard]:
     return plan_groups(groups, cfg.generate.shard_rows, cfg.seed)
 
 
+def in_source_order(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The frame with the source's column order (SDV returns its metadata's order); unknown ones last."""
+    known = [c for c in columns if c in df.columns]
+    return df[known + [c for c in df.columns if c not in known]]
+
+
 def load_context(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     """What every shard needs: the fit record, the real PII values to avoid, the engine and model."""
     from pipelines.mlflow_model import verify_registered_digest
@@ -148,6 +156,7 @@ def run_shard(
     plan = pii.PiiPlan.from_dict(fit.pii)
     if plan.columns:
         tables[lay.main] = pii.apply_plan(tables[lay.main], plan, shard.seed, context["avoid"], columns=fit.columns)
+    tables = {t: in_source_order(df, fit.tables.get(t, [])) for t, df in tables.items()}
     path = paths.shard(shard.index)
     written = tableset.describe(paths, path, tableset.write(path, tables, lay))
     return {

@@ -1,7 +1,8 @@
 """SDV metadata of a table set: detected once, committed to `metadata/<ds>.json`, edited by people.
 
 Declared keys win over detection: key columns become sdtype `id` (with a regex shaped like the real
-keys where that is safe) and the relationships are exactly those of params.yaml.
+keys where that is safe) and the relationships are exactly those of params.yaml. Codes and small
+counts (whole numbers with few distinct values) are modelled as `ordinal`, in numeric order.
 """
 
 from __future__ import annotations
@@ -14,9 +15,19 @@ from pipelines.errors import InvalidInputError
 from pipelines.io import read_json
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from pipelines.config import SourceConfig
     from pipelines.paths import DatasetPaths
     from pipelines.tableset import Tables
+
+MAX_DISCRETE_VALUES = 10
+"""A numeric column of whole numbers (`INTEGER_SHARE` of its values) with at most this many
+distinct values, and at most one per 10 rows, is modelled as `ordinal`: SDV's own limit for its
+(all-whole) ordinal detection. In the bundled data the codes have 2-7 values (hdma `mcs` 4 plus
+one imputed value, `ccs` 6 plus one; flights `day` 3, airports `tz` 5, planes `engines` 2) and the
+next whole-number columns 19 or more (flights `hour`, planes `seats`, `year`), which stay
+numerical with `decimal_places: 0` (integers out). Measurements: docs/gates.md, "Type fidelity"."""
 
 _EDIT_HINT = "Edit the metadata file or re-run `synthgate expectations init --force`."
 
@@ -28,6 +39,8 @@ def detect(tables: Tables, src: SourceConfig) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         md = Metadata.detect_from_dataframes(dict(tables))
+    for name, df in tables.items():
+        _discrete_numbers(md, name, df, set(keys.key_columns(src, name)))
     for rel in list(md.relationships):
         md.remove_relationship(rel["parent_table_name"], rel["child_table_name"])
     for name, spec in src.tables.items():
@@ -43,6 +56,34 @@ def detect(tables: Tables, src: SourceConfig) -> dict[str, Any]:
         md.add_relationship(rel.parent, rel.child, rel.parent_key, rel.child_key)
     md.validate()
     return md.to_dict()
+
+
+def is_discrete(values: pd.Series) -> bool:
+    """Whether a column holds codes or small counts: integer-valued with few distinct values."""
+    from pipelines.contracts import INTEGER_SHARE, whole_share
+
+    share = whole_share(values)
+    distinct = values.nunique()
+    return share is not None and share >= INTEGER_SHARE and distinct <= min(MAX_DISCRETE_VALUES, len(values) / 10)
+
+
+def _discrete_numbers(md: Any, table: str, df: pd.DataFrame, keys_: set[str]) -> None:
+    """Numeric columns of codes become `ordinal`, their values (the rare fraction included) in numeric order.
+
+    SDV makes a column ordinal only when every value is whole (one imputed 1.721 leaves hdma's
+    `mcs` continuous) and keeps its values in order of appearance, which is not their order.
+    """
+    for col, spec in md.tables[table].columns.items():
+        if col in keys_ or spec["sdtype"] not in ("numerical", "ordinal") or not is_discrete(df[col]):
+            continue
+        md.update_column(
+            col,
+            table,
+            sdtype="ordinal",
+            range_values=sorted(df[col].dropna().unique().tolist()),
+            range_is_nullable=bool(df[col].isna().any()),
+            high_cardinality=False,
+        )
 
 
 def load(paths: DatasetPaths) -> Any:
@@ -94,6 +135,26 @@ def check(metadata: Any, tables: Tables, src: SourceConfig, where: str) -> None:
         metadata.validate_data(dict(tables))
     except Exception as err:  # sdv.errors.InvalidDataError lists every problem
         raise InvalidInputError(where, [str(err)]) from None
+
+
+def seen_only(metadata: Any, tables: Tables) -> Any:
+    """A copy whose ordinal columns list only the values the training rows hold, in their order.
+
+    SDV hands an ordinal column's `range_values` to RDT's OrderedUniformEncoder as its order, and
+    that encoder gives the values missing from the training rows 10% of the probability mass: a
+    code seen once, in the holdout (hdma's imputed `mcs` 1.721), would fill a tenth of the release.
+    """
+    learned = metadata.copy()
+    for name, df in tables.items():
+        for col, spec in metadata.tables[name].columns.items():
+            values = spec.get("range_values")
+            if spec["sdtype"] != "ordinal" or not values or col not in df.columns:
+                continue
+            seen = set(df[col].dropna().unique().tolist())
+            kept = [v for v in values if v in seen]
+            if kept and kept != values:
+                learned.update_column(col, name, **{**spec, "range_values": kept})
+    return learned
 
 
 def without_columns(metadata: Any, table: str, columns: list[str]) -> Any:

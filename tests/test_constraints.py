@@ -108,6 +108,32 @@ def test_scalar_bounds_keep_whole_numbers_inside_strict_bounds():
     assert roundtrip["n"].tolist() == [0, 5, 10]
 
 
+def test_bounded_columns_are_not_rounded_in_the_transformed_space():
+    """SDV rounds a numerical column to its metadata's decimal_places: done on log(price) (0
+    places), every sampled price was lower + e^k (5 distinct values, one above the real maximum)."""
+    import json
+    import warnings
+
+    from sdv.metadata import Metadata
+    from sdv.single_table import GaussianCopulaSynthesizer
+
+    from pipelines.constraint_bounds import ScalarBounds
+    from tests.conftest import DIAMONDS, REPO
+
+    real = pd.read_csv(DIAMONDS, nrows=2000).drop(columns=["Unnamed: 0"])
+    md = Metadata.load_from_dict(json.loads((REPO / "metadata" / "diamonds.json").read_text()))
+    for bounds in (ScalarBounds("price", low=0.0, strict_low=True), ScalarBounds("price", low=300.0, high=20000.0)):
+        synth = GaussianCopulaSynthesizer(md)
+        synth.add_constraints([bounds])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            synth.fit({"diamonds": real})
+        price = synth.sample(1000)["diamonds"]["price"]
+        assert price.nunique() > 300, sorted(price.unique())[:10]
+        assert (price == price.round()).all() and bounds.is_valid(price.to_frame()).all()
+        assert price.max() <= max(real["price"].max(), bounds.high or 0)
+
+
 def test_fixed_combinations_reject_unseen_combinations():
     import itertools
 

@@ -48,6 +48,7 @@ def test_manifest_has_the_lineage_fields(released):
     assert m["model"]["sha256"] == json.loads(p.record("fit").read_text())["model"]["sha256"]
     assert {g["name"] for g in m["gates"]} == {
         "gx_release",
+        "types",
         "quality",
         "diagnostic",
         "column_shape",

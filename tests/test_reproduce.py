@@ -42,11 +42,11 @@ def repo(tmp_path_factory) -> Path:
     hdma["generate"] = {"rows": ROWS}
     hdma["gates"] = {
         "sample_rows": ROWS,
-        "utility_gap_max": 0.3,
+        "utility_gap_max": 0.5,
         "minority_recall_ratio_min": 0.0,
         **FLOORS_OFF,
     }  # 400 rows:
-    hdma["sensitive"] = []  # noisy utility, rare-class and bias figures
+    hdma["sensitive"] = []  # noisy utility (0.30 with mcs/ccs as codes), rare-class and bias figures
     params["datasets"] = {"hdma": hdma}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (dest / "dvc.lock").unlink(missing_ok=True)

@@ -269,6 +269,14 @@ class GatesConfig(StrictModel):
     gx_release_min: float = Field(
         default=1.0, ge=0, le=1, description="share of the release suite's expectations the release must meet"
     )
+    types_min: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="share of released columns that must keep the source's order, dtype kind, whole numbers "
+        "(where 99% of train values are whole), categories and dates; the types gate passes when share >= "
+        "this; default 1.0: every column (real holdout rows and GaussianCopula releases score 1.0)",
+    )
     constraints_min: float = Field(
         default=1.0,
         ge=0,

@@ -6,7 +6,7 @@ A new gate is one module (a class with `name`, `param`, `applies` and `evaluate`
 
 from __future__ import annotations
 
-from pipelines.gates import bias, canaries, constraints, contract, keys, pii, privacy, quality, utility
+from pipelines.gates import bias, canaries, constraints, contract, keys, pii, privacy, quality, types, utility
 from pipelines.gates.base import Gate
 
 GATES: list[Gate] = [
@@ -16,6 +16,7 @@ GATES: list[Gate] = [
     pii.PiiReplay(),
     constraints.Constraints(),
     contract.SyntheticRows(),
+    types.Types(),
     quality.QUALITY,
     quality.DIAGNOSTIC,
     quality.COLUMN_SHAPE,
