@@ -1,7 +1,7 @@
 """Whole-number columns modelled as numerical or as discrete (ordinal/categorical) by GaussianCopula.
 
 Usage: python benchmarks/discrete_columns.py [shapes|hdma] (see docs/gates.md, "Type fidelity")
-  shapes  per whole-number column of the bundled tables (up to 400 distinct values): TVComplement
+  shapes  per whole-number or few-valued column of the bundled tables (up to 400 values): TVComplement
           of the released column vs the real one, the column numerical vs ordinal
   hdma    hdma's train split (run `dvc repro ingest@hdma` first): quality, utility gap and rows with
           mcs == 2, with mcs/ccs as main's metadata had them (numerical), ordinal and categorical
@@ -38,6 +38,8 @@ def shapes() -> None:
     from sdmetrics.single_column import TVComplement
     from sdv.metadata import Metadata
 
+    from pipelines.metadata import is_discrete
+
     flights = REPO / "sources" / "nycflights13"
     tables = {
         "hdma": pd.read_csv(REPO / "sources" / "hdma.csv").drop(columns=["Unnamed: 0"]),
@@ -53,12 +55,12 @@ def shapes() -> None:
         for col, spec in columns.items():  # strings, keys: plain categories (the comparison is per column)
             if spec["sdtype"] not in ("numerical", "ordinal", "categorical", "boolean", "datetime"):
                 columns[col] = {"sdtype": "categorical"}
-        wholes = [
+        wholes = [  # whole-number columns, and the few-valued ones bootstrap makes ordinal
             c
             for c in df.columns
             if pd.api.types.is_numeric_dtype(df[c])
             and 2 <= df[c].nunique() <= 400
-            and (df[c].dropna() == df[c].dropna().round()).mean() >= 0.99
+            and ((df[c].dropna() == df[c].dropna().round()).mean() >= 0.99 or is_discrete(df[c]))
         ]
         scores = {}
         for mode in ("numerical", "ordinal"):

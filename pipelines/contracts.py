@@ -26,10 +26,9 @@ MAX_CATEGORIES = 50
 """String columns with at most this many distinct values get a value-set expectation."""
 
 INTEGER_SHARE = 0.99
-"""A numeric column whose non-null values are whole numbers in at least this share is integer-valued:
-bootstrap models it as discrete when it has few values (`pipelines.metadata`), and the types gate
-requires the same share of whole numbers in the release. hdma's `mcs` is one: 2,380 of its 2,381
-values are whole, one is an imputed 1.721."""
+"""A numeric column whose non-null values are whole numbers in at least this share is integer-valued,
+and the types gate requires the same share of whole numbers in its release. hdma's `mcs` is one:
+2,380 of its 2,381 values are whole, one is an imputed 1.721."""
 
 PROVENANCE = "_provenance"
 """Column added by blend: 'synthetic' or 'real' for each released row."""

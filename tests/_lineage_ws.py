@@ -16,8 +16,9 @@ BLOCKING = {"gates": {"quality_min": 0.99}}
 
 def small_hdma(rows: int = 600) -> dict[str, Any]:
     """A small HDMA block whose release passes every gate (utility and rare-class recall loosened:
-    400-row samples are noisy; the fidelity floors off: see FLOORS_OFF)."""
-    gates = {"sample_rows": 400, "utility_gap_max": 0.3, "minority_recall_ratio_min": 0.0, **FLOORS_OFF}
+    400-row samples are noisy, a utility gap of 0.38 with hdma's few-valued columns ordinal; the
+    fidelity floors off: see FLOORS_OFF)."""
+    gates = {"sample_rows": 400, "utility_gap_max": 0.5, "minority_recall_ratio_min": 0.0, **FLOORS_OFF}
     return small_block(HDMA, "deny", generate={"rows": rows}, gates=gates)
 
 

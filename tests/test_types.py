@@ -45,8 +45,8 @@ def test_generated_rows_keep_the_source_column_order(hdma_release):
 
 
 def test_bootstrap_models_codes_as_ordinal_in_numeric_order(hdma_release):
-    """`mcs` (1-4 plus one imputed 1.721 in 2,381 rows) and `ccs` are codes, not measurements;
-    the committed metadata/hdma.json is what bootstrap writes."""
+    """`mcs` (1-4 plus one imputed 1.721 in 2,381 rows), `ccs` and `uria` take a few values, not a
+    continuum; the committed metadata/hdma.json is what bootstrap writes."""
     from pipelines.io import read_json
     from tests.conftest import REPO
 
@@ -58,9 +58,10 @@ def test_bootstrap_models_codes_as_ordinal_in_numeric_order(hdma_release):
         "high_cardinality": False,
     }
     assert bootstrapped["ccs"]["sdtype"] == "ordinal" and bootstrapped["ccs"]["range_values"][0] == 1.0
+    assert bootstrapped["uria"]["sdtype"] == "ordinal"  # an unemployment rate per industry: 10 values + 1
     assert bootstrapped["dir"]["sdtype"] == "numerical"  # a ratio with hundreds of values
     committed = read_json(REPO / "metadata" / "hdma.json")["tables"]["hdma"]["columns"]
-    assert {c: committed[c] for c in ("mcs", "ccs")} == {c: bootstrapped[c] for c in ("mcs", "ccs")}
+    assert committed == bootstrapped
 
 
 def test_the_model_learns_only_the_codes_its_training_rows_hold(hdma_frames):
@@ -72,17 +73,18 @@ def test_the_model_learns_only_the_codes_its_training_rows_hold(hdma_frames):
     assert set(synthetic["mcs"]) <= {1.0, 2.0, 3.0, 4.0}
 
 
-def test_discrete_needs_whole_numbers_and_few_values():
+def test_discrete_means_a_few_values_hold_the_rows():
     import numpy as np
 
     from pipelines.metadata import MAX_DISCRETE_VALUES, is_discrete
 
     codes = pd.Series(np.resize([1.0, 2.0, 3.0, 4.0], 500))
-    assert is_discrete(codes)
-    assert is_discrete(codes.where(codes.index != 7, 1.721))  # one imputed value in 500: 99.8% whole
-    assert not is_discrete(codes + 0.5)  # not whole numbers
+    assert is_discrete(codes) and is_discrete(codes + 0.1)  # codes, or rates looked up per code
+    assert is_discrete(codes.where(codes.index != 7, 1.721))  # one imputed value in 500 rows
+    assert not is_discrete(codes.where(codes.index % 25 != 7, codes.index / 1000))  # 20 others in 4% of rows
     many = pd.Series(np.resize(np.arange(MAX_DISCRETE_VALUES + 1), 500))
     assert not is_discrete(many)  # an hour of day, a seat count: numerical, integers out
+    assert not is_discrete(pd.Series(np.random.default_rng(0).normal(size=500)))
     assert not is_discrete(pd.Series([1, 2, 3, 1, 2, 3]))  # more than one value per 10 rows
     assert not is_discrete(pd.Series(["a", "b"] * 50)) and not is_discrete(pd.Series([True, False] * 50))
 
@@ -181,7 +183,8 @@ def test_text_in_a_number_column_is_a_named_problem_not_a_crash(hdma_frames):
     states = holdout.assign(uria=["Delaware", "Ohio"] * (len(holdout) // 2) + ["Ohio"] * (len(holdout) % 2))
     result, figures = _types(hdma_frames, states.assign(mcs=states["mcs"].astype(str)))
     assert not result.passed and set(figures["problems"]) == {"uria", "mcs"}
-    assert figures["problems"]["uria"] == ["float in train (float64), string in the release (object)"]
+    assert figures["problems"]["uria"][0] == "float in train (float64), string in the release (object)"
+    assert "e.g. 'Delaware', 'Ohio'" in figures["problems"]["uria"][1]
     assert "'2.0'" in figures["problems"]["mcs"][-1]  # the text values are invented categories too
 
 
