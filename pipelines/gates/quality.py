@@ -113,10 +113,11 @@ def _floor(name: str, rows: list[dict[str, Any]], floor: float, what: str) -> Ga
     return gate(
         name,
         worst["score"],
-        max(floor - worst["allowance"], 0.0),
+        floor,
         ">=",
         f"{what}: {len(short)} of {len(scored)} below the floor; judged: {label(worst)}, allowed {floor:g} - "
         f"{worst['allowance']:.3f} sampling noise" + (f"; next: {', '.join(nexts)}" if nexts else ""),
+        allowance=-min(worst["allowance"], floor),
     )
 
 
