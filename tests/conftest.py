@@ -76,7 +76,7 @@ def clean_env(**env: str) -> Iterator[None]:
     """Module-scoped builds cannot use the function-scoped autouse fixture: same isolation here."""
     with pytest.MonkeyPatch.context() as mp:
         for var in RUNNER_VARS:
-            mp.delenv(var, raising=False)
+            os.environ.pop(var, None)  # not restored: a leaked value must not come back on undo()
         for key, value in env.items():
             mp.setenv(key, value)
         yield
@@ -90,8 +90,8 @@ os.environ[ROOTS_ENV] = os.pathsep.join([str(REPO), tempfile.gettempdir()])
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test talks to a tracking server or inherits a runner's identity by accident."""
-    for var in RUNNER_VARS:
-        monkeypatch.delenv(var, raising=False)
+    for var in RUNNER_VARS:  # removed for good: `monkeypatch.undo()` in a test must not bring one back
+        os.environ.pop(var, None)
     monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
 
 

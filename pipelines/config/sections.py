@@ -101,6 +101,7 @@ class FitConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of that engine")
     licences: tuple[str, ...] | None = Field(
         default=None,
+        strict=False,
         description="SPDX licences the engine may be under, e.g. [Apache-2.0, MIT] for data shared with "
         "third parties (SDV is BUSL-1.1); null: any",
     )
