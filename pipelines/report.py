@@ -224,6 +224,8 @@ seed {cfg.seed}, blend <code>{e(cfg.blend.strategy)}</code>.</p>
 <h2 id="correlations-h">Correlation difference</h2><div id="correlations">{corr}</div>
 <h2 id="dcr-h">Privacy: against the holdout baseline</h2><div id="privacy">{report_sections.privacy(figures)}</div>
 <div id="dcr">{dcr_svg}</div>
+<h2 id="canaries-h">Canaries: memorisation in a shadow fit</h2>
+<div id="canaries">{report_sections.canaries(figures)}</div>
 <h2 id="lineage-h">Lineage</h2>
 {_PENDING}{LINEAGE_SLOT}
 </body></html>

@@ -150,3 +150,24 @@ def privacy(figures: dict[str, Any]) -> str:
         f"DCRBaselineProtection), on {len(p.get('columns', []))} columns: {columns}. "
         f"Left out: {dropped}.</p>"
     )
+
+
+def canaries(figures: dict[str, Any]) -> str:
+    """The canary check: planted records and never-planted controls, exposed and reproduced."""
+    c = figures.get("canaries")
+    if not c:
+        return "<p>Canaries are off for this dataset (<code>gates.canaries: 0</code>).</p>"
+    k = c["planted"]
+    head = ["records", "count", "exposed", "reproduced", "exposed share"]
+    rows = [
+        ["planted in the shadow fit", str(k), str(c["exposed"]), str(c["reproduced"]), _num(c["exposed_share"])],
+        ["never planted (controls)", str(k), str(c["control_exposed"]), "–", _num(c["control_exposed_share"])],
+    ]
+    caption = (
+        f"A shadow {html.escape(str(c.get('engine', '')))} fit on the train split plus {k} outlier records, "
+        f"{c['synthetic_rows']} rows sampled; a record is exposed when a row equals it on "
+        f"{len(c['columns'])} columns or lies within {_num(c['radius_share'], 2)} of its distance to the closest "
+        f"training row. Figure: planted minus control share = {_num(c['exposure_excess'])}"
+        f" ({_num(c.get('seconds', 0), 1)} s)."
+    )
+    return _table("canaries", head, rows, caption)

@@ -174,3 +174,22 @@ def test_off_by_default_and_refused_for_table_sets(make_workspace, hdma):
     params = load_params(REPO / "params.yaml")
     with pytest.raises(ConfigError, match=r"gates\.canaries: single tables only"):
         apply_overrides(params, "nycflights13", {"gates": {"canaries": 5}})
+
+
+def test_the_report_shows_the_canary_figures(hdma):
+    """Copies of the shadow rows: the report's canary table carries the planted and control counts."""
+    import re
+    from dataclasses import asdict
+
+    from pipelines import report_sections
+
+    train, _, metadata = hdma
+    c = make_canaries(train, _columns(metadata), K, 7)
+    copies = pd.concat([train, c.planted], ignore_index=True).sample(frac=1.0, replace=True, random_state=1)
+    f = {**asdict(exposure(c, copies, train)), "engine": "gaussian_copula", "seconds": 1.5}
+    page = report_sections.canaries({"canaries": f})
+    cells = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
+    assert cells[-2][:4] == ["planted in the shadow fit", str(K), str(f["exposed"]), str(f["reproduced"])]
+    assert cells[-1][:3] == ["never planted (controls)", str(K), str(f["control_exposed"])]
+    assert f"{f['exposure_excess']:.4f}" in page and "gaussian_copula" in page
+    assert "Canaries are off" in report_sections.canaries({})
