@@ -49,11 +49,6 @@ def _config(args: argparse.Namespace) -> Any:
     return apply_overrides(params, args.dataset, overrides)
 
 
-def release_swap_cut(paths: Any) -> bool:
-    """Whether a release swap was cut between its renames (the old release set aside)."""
-    return paths.release_dir.with_name(f".{paths.name}.old").exists()
-
-
 def run_stage(stage: str, cfg: Any, root: Path | None = None) -> dict[str, Any]:
     """Run one stage's `run` for a dataset config (the edge all runners share)."""
     import importlib
@@ -65,9 +60,9 @@ def run_stage(stage: str, cfg: Any, root: Path | None = None) -> dict[str, Any]:
     paths = paths_for(cfg.name, root)
     started = time.perf_counter()
     with run_lock(paths, f"synthgate {stage} {cfg.name}"):
-        if paths.publish_journal.is_file() or release_swap_cut(paths):
-            from pipelines.release import dataset_lock, recover
+        from pipelines.release import dataset_lock, interrupted, recover
 
+        if interrupted(paths):
             with dataset_lock(paths):
                 log.warning("%s", recover(paths))
         log.info("%s %s: started", stage, cfg.name)

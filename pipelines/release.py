@@ -53,6 +53,11 @@ def _old_dir(paths: DatasetPaths) -> Path:
     return paths.release_dir.with_name(f".{paths.name}.old")
 
 
+def interrupted(paths: DatasetPaths) -> bool:
+    """Whether a crash left something for `recover`: a swap cut between its renames or a publish journal."""
+    return _old_dir(paths).exists() or paths.publish_journal.is_file()
+
+
 def recover(paths: DatasetPaths) -> str | None:
     """Finish or undo what a crash interrupted; return what was done (None: nothing to do).
 

@@ -136,12 +136,12 @@ def pipeline_token(runner: str) -> str:
     if os.environ.get(TOKEN_ENV):
         return os.environ[TOKEN_ENV]
     parent = os.getppid()
-    pid, info = parent, _process(parent)
+    first = _process(parent)
+    pid, info = parent, first
     while runner == "dvc" and info is not None and pid > 1:
         if any(Path(arg).name == "dvc" for arg in info[1][:2]):
             return f"dvc:{pid}:{info[2]}"
         pid, info = info[0], _process(info[0])
-    first = _process(parent)
     return f"{runner}:{parent}:{first[2] if first else ''}"
 
 
