@@ -6,6 +6,7 @@
 #   scripts/airflow-local.sh start -d   start in the background and return
 #   scripts/airflow-local.sh stop       stop it (from any terminal)
 #   scripts/airflow-local.sh status     is it running, where
+#   eval "$(scripts/airflow-local.sh env)"   this terminal's airflow CLI talks to it (dags trigger, ...)
 #
 # Settings (environment): AIRFLOW_HOME (default logs/airflow in the repo), AIRFLOW_PORT (8080),
 # AIRFLOW_PARALLELISM (4), SYNTHGATE_ROOT (default the repo), MLFLOW_TRACKING_URI (default:
@@ -71,6 +72,34 @@ sys.exit(0 if all((health.get(p) or {}).get("status") == "healthy" for p in part
 EOF
 }
 
+settings() { # the environment every airflow command of this local setup needs (start and `env`)
+  export AIRFLOW_HOME
+  export AIRFLOW__CORE__DAGS_FOLDER=$REPO/dags
+  export AIRFLOW__CORE__LOAD_EXAMPLES=False
+  export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+  export AIRFLOW__CORE__PARALLELISM=${AIRFLOW_PARALLELISM:-4}
+  export PYTHONHASHSEED=0  # reproducible multi-table sampling (pipelines/determinism.py)
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$AIRFLOW_HOME/airflow.db
+  export AIRFLOW__API__HOST=127.0.0.1
+  export AIRFLOW__API__PORT=$PORT
+  export AIRFLOW__API__WORKERS=1
+  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=$URL/execution/
+  export SYNTHGATE_ROOT=${SYNTHGATE_ROOT:-$REPO}
+  export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
+}
+
+print_env() { # `eval "$(scripts/airflow-local.sh env)"`: the airflow CLI of this terminal talks to the local Airflow
+  settings
+  local name
+  for name in AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__CORE__EXECUTOR \
+    AIRFLOW__CORE__PARALLELISM PYTHONHASHSEED AIRFLOW__DATABASE__SQL_ALCHEMY_CONN AIRFLOW__API__HOST \
+    AIRFLOW__API__PORT AIRFLOW__API__WORKERS AIRFLOW__CORE__EXECUTION_API_SERVER_URL SYNTHGATE_ROOT PYTHONPATH; do
+    printf 'export %s=%q\n' "$name" "${!name}"
+  done
+  [[ -x $REPO/.venv/bin/airflow ]] && printf 'export PATH=%q:"$PATH"\n' "$REPO/.venv/bin"
+  return 0
+}
+
 start() {
   local detach=${1:-}
   if sid=$(running_sid); then
@@ -85,18 +114,7 @@ start() {
   command -v airflow >/dev/null || { say "airflow not found (run make setup)"; exit 1; }
   mkdir -p "$AIRFLOW_HOME"
 
-  export AIRFLOW__CORE__DAGS_FOLDER=$REPO/dags
-  export AIRFLOW__CORE__LOAD_EXAMPLES=False
-  export AIRFLOW__CORE__EXECUTOR=LocalExecutor
-  export AIRFLOW__CORE__PARALLELISM=${AIRFLOW_PARALLELISM:-4}
-  export PYTHONHASHSEED=0  # reproducible multi-table sampling (pipelines/determinism.py)
-  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$AIRFLOW_HOME/airflow.db
-  export AIRFLOW__API__HOST=127.0.0.1
-  export AIRFLOW__API__PORT=$PORT
-  export AIRFLOW__API__WORKERS=1
-  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=$URL/execution/
-  export SYNTHGATE_ROOT=${SYNTHGATE_ROOT:-$REPO}
-  export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
+  settings
 
   : >"$LOG"
   setsid airflow standalone >>"$LOG" 2>&1 </dev/null &
@@ -132,6 +150,7 @@ start() {
   login:         admin / $password
   DAGs:          $(python -c 'import sys; from pipelines.config import load_params; print(" ".join("synth_" + n for n in load_params(sys.argv[1]).datasets))' "$SYNTHGATE_ROOT/params.yaml" 2>&1 | tail -n 1)
   log:           $LOG
+  airflow CLI:   eval "\$($0 env)"   (then e.g. airflow dags trigger synth_hdma)
   stop:          $( [[ -z $detach ]] && echo "Ctrl-C, or " )$0 stop
 
 EOF
@@ -149,6 +168,7 @@ EOF
 case ${1:-start} in
   start) start "$([[ ${2:-} == -d || ${2:-} == --detach ]] && echo detach)" ;;
   stop) stop ;;
+  env) print_env ;;
   status)
     if sid=$(running_sid); then
       echo "running: session $sid, $(session_pids "$sid" | wc -l) processes, $URL, log $LOG"
@@ -158,7 +178,7 @@ case ${1:-start} in
     fi
     ;;
   *)
-    echo "usage: $0 [start [-d] | stop | status]" >&2
+    echo "usage: $0 [start [-d] | stop | status | env]" >&2
     exit 2
     ;;
 esac

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,6 +21,7 @@ from pipelines.config import (
     FitConfig,
     GatesConfig,
     GenerateConfig,
+    IngestConfig,
     Params,
     apply_overrides,
     deep_merge,
@@ -68,7 +70,27 @@ KNOBS: tuple[Knob, ...] = (
 )
 """The trigger form's fields (flat names; the same knobs nest in conf as in params.yaml)."""
 
-_SECTION_MODELS = {"generate": GenerateConfig, "fit": FitConfig, "blend": BlendConfig, "gates": GatesConfig}
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "ingest": IngestConfig,
+    "fit": FitConfig,
+    "generate": GenerateConfig,
+    "blend": BlendConfig,
+    "gates": GatesConfig,
+}
+"""The params.yaml sections a run may override, each a trigger param checked against its model's schema."""
+
+
+@cache
+def section_schema(section: str) -> dict[str, Any]:
+    """The JSON schema of one overridable section (every key optional, unknown keys refused).
+
+    Airflow checks a run's conf against it when the run is created (CLI, REST API, form), so
+    `{"generate": {"rows": -5}}` is refused by `airflow dags trigger` instead of failing a task.
+    Rules across fields and sections (pydantic validators) are still checked by `start`.
+    """
+    schema = _SECTION_MODELS[section].model_json_schema()
+    keep = {k: v for k, v in schema.items() if k in ("properties", "additionalProperties", "$defs")}
+    return {**keep, "type": ["null", "object"]}
 
 
 def _value_schema(path: tuple[str, ...]) -> dict[str, Any]:
@@ -121,6 +143,16 @@ def form_params(cfg: DatasetConfig) -> dict[str, dict[str, Any]]:
         if "enum" in spec:
             spec["enum"] = [*spec["enum"], None]
         fields[knob.name] = spec
+    for section in OVERRIDABLE:
+        if section in _SECTION_MODELS:
+            fields[section] = {
+                "default": None,
+                **section_schema(section),
+                "title": section,
+                "description": f"overrides of the params.yaml `{section}` section, as JSON shaped like it "
+                '(e.g. {"rows": 20000} for generate); checked when the run is created; empty keeps params.yaml',
+                "section": "Overrides (params.yaml sections)",
+            }
     fields[FORCE] = {
         "default": False,
         "type": "boolean",

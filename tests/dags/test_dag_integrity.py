@@ -13,6 +13,7 @@ import yaml
 from pipelines import STAGES, engines
 from pipelines.airflow_tasks import FORCE, KNOBS
 from pipelines.config import load_params
+from pipelines.config.load import SECTIONS
 from tests.conftest import REPO
 from tests.dags.conftest import AIRFLOW_ENV, DAGS, load_dagbag
 
@@ -85,8 +86,9 @@ def test_trigger_form_lists_every_knob(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     cfg = load_params(REPO / "params.yaml").dataset(dag_id.removeprefix("synth_"))
     params = dag.params
-    assert set(params) == {k.name for k in KNOBS} | {FORCE}
-    assert all(params[k.name] is None for k in KNOBS), "a form field must default to 'keep params.yaml'"
+    assert set(params) == {k.name for k in KNOBS} | {FORCE} | set(SECTIONS)
+    keep = [*(k.name for k in KNOBS), *SECTIONS]
+    assert all(params[name] is None for name in keep), "a form field must default to 'keep params.yaml'"
     synth = params.get_param("synthesizer").schema
     assert set(synth["enum"]) == {*engines.REGISTRY, None}
     assert {"gaussian_copula", "ctgan"} < set(synth["enum"])

@@ -2,7 +2,8 @@
 
 One copy serves the module, in order: a first run releases v1; the fan-out is compared with the
 single-process generate stage; an unchanged source short-circuits; a changed source releases v2;
-a failing gate leaves v2 byte-identical; an invalid override fails the first task.
+a failing gate leaves v2 byte-identical; an invalid override is refused when the run is created,
+one that breaks a rule across fields fails the first task.
 """
 
 from __future__ import annotations
@@ -202,12 +203,24 @@ def test_failing_gate_keeps_the_old_release(repo, first, capfd):
     assert latest.data.tags["synthgate.verdict"] == "blocked" and latest.info.status == "FAILED"
 
 
-def test_invalid_override_fails_the_first_task_before_any_work(repo, first, capfd):
+def test_invalid_override_is_refused_when_the_run_is_created(repo, first):
+    """A conf that breaks a section's schema never becomes a run (CLI, REST API and form alike)."""
+    from airflow.sdk.exceptions import ParamValidationError
+
     before, runs_before = _release_bytes(repo), len(_pipeline_runs(repo))
-    run, states = run_dag(repo, conf={"generate": {"rowz": 5}})
+    for conf, says in (({"generate": {"rowz": 5}}, "'rowz' was unexpected"), ({"generate": {"rows": -5}}, "-5")):
+        with pytest.raises(ParamValidationError, match=says):
+            run_dag(repo, conf=conf)
+    assert _release_bytes(repo) == before and len(_pipeline_runs(repo)) == runs_before
+
+
+def test_override_breaking_a_rule_across_fields_fails_the_first_task(repo, first, capfd):
+    """What a schema cannot see (here: the target declared PII) fails `start`, before any work."""
+    before, runs_before = _release_bytes(repo), len(_pipeline_runs(repo))
+    run, states = run_dag(repo, conf={"fit": {"pii": {"columns": {"deny": "name"}}}})
     assert "failed" in str(run.state).lower()
     assert states.pop("start") == "failed"
     assert set(states.values()) == {"upstream_failed"}
     text = "".join(capfd.readouterr())
-    assert "generate.rowz: unknown key" in text
+    assert "fit.pii.columns: 'deny' is the target" in text
     assert _release_bytes(repo) == before and len(_pipeline_runs(repo)) == runs_before
