@@ -107,12 +107,29 @@ def config_of(ctx: Mapping[str, Any]) -> tuple[DatasetConfig, DatasetPaths]:
 
 
 def run_stage(ctx: RunContext, stage: str) -> dict[str, Any]:
-    """Run one stage's `run` exactly as DVC does, inside the runner's environment."""
+    """Run one stage's `run` exactly as DVC does, inside the runner's environment.
+
+    Ingest and fit are reused, as `dvc repro` would skip them, when what dvc.yaml says they
+    depend on is unchanged since their last run and their outputs verify (`reuse.py`); the MLflow
+    parent run is tagged `synthgate.reused.<stage>` with the reused record's run.
+    """
+    from pipelines.airflow_tasks import reuse
+
     cfg, paths = config_of(ctx)
-    module = importlib.import_module(f"pipelines.{stage}")
     started = time.perf_counter()
     with runner_env(ctx), run_lock(paths, f"airflow run {ctx['run_id']} {stage}"):
-        result = module.run(cfg, paths)
+        digest = reuse.inputs_digest(cfg, paths, stage) if stage in reuse.REUSABLE else None
+        why = reuse.reusable(cfg, paths, stage, digest) if digest else None
+        if digest and why:
+            from pipelines.io import read_json
+
+            result = read_json(paths.record(stage))
+            log.info("%s %s: reused, %s", stage, cfg.name, why)
+            set_parent_tags(ctx, {f"synthgate.reused.{stage}": str(result["mlflow"]["run_id"])})
+            return result
+        result = importlib.import_module(f"pipelines.{stage}").run(cfg, paths)
+        if digest:
+            reuse.remember(cfg, paths, stage, digest)
     log.info("%s %s: done in %.1f s", stage, cfg.name, time.perf_counter() - started)
     return result
 

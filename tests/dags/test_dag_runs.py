@@ -2,8 +2,8 @@
 
 One copy serves the module, in order: a first run releases v1; the fan-out is compared with the
 single-process generate stage; an unchanged source short-circuits; a changed source releases v2;
-a failing gate leaves v2 byte-identical; an invalid override is refused when the run is created,
-one that breaks a rule across fields fails the first task.
+a failing gate leaves v2 byte-identical; a gates-only override reuses ingest and fit; an invalid
+override is refused when the run is created, one that breaks a rule across fields fails the first task.
 """
 
 from __future__ import annotations
@@ -201,6 +201,24 @@ def test_failing_gate_keeps_the_old_release(repo, first, capfd):
     assert "quality" in text and "(must be >= 0.99)" in text
     latest = max(_pipeline_runs(repo), key=lambda r: r.info.start_time)
     assert latest.data.tags["synthgate.verdict"] == "blocked" and latest.info.status == "FAILED"
+
+
+def test_gates_only_override_reuses_ingest_and_fit(repo, first):
+    """Only gates change: ingest and fit are reused as `dvc repro` would skip them; the release
+    made from the reused model has records that lineage verifies end to end."""
+    from pipelines.lineage import lineage
+
+    records = {s: (repo / f"runs/hdma/{s}.json").read_bytes() for s in ("ingest", "fit")}
+    _, states = run_dag(repo, conf={"gates": {"quality_min": 0.5}})
+    assert all(state == "success" for state in states.values()), states
+    assert {s: (repo / f"runs/hdma/{s}.json").read_bytes() for s in records} == records
+    latest = max(_pipeline_runs(repo), key=lambda r: r.info.start_time)
+    fit_run = json.loads(records["fit"])["mlflow"]["run_id"]
+    assert latest.data.tags["synthgate.reused.fit"] == fit_run and "synthgate.reused.ingest" in latest.data.tags
+    manifest = read_json(repo / "data/release/hdma/manifest.json")
+    assert manifest["params"]["gates"]["quality_min"] == 0.5
+    check = lineage(f"hdma@{manifest['version']}", repo, use_dvc=False)
+    assert check["ok"], check
 
 
 def test_invalid_override_is_refused_when_the_run_is_created(repo, first):
