@@ -25,6 +25,7 @@ EXIT_CODES = {GateFailed: 3, IntegrityError: 4, OutOfResources: 5, TrackingUnava
 def _quiet_libraries() -> None:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in normal output
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(sdv|rdt|mlflow|copulas)")
     for name in (
@@ -41,10 +42,17 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _params(args: argparse.Namespace) -> Path:
+    """The params file: `--params`, relative to the project root ($SYNTHGATE_ROOT or the cwd)."""
+    from pipelines.paths import repo_root
+
+    return repo_root() / args.params
+
+
 def _config(args: argparse.Namespace) -> Any:
     from pipelines.config import apply_overrides, load_params
 
-    params = load_params(Path(args.params))
+    params = load_params(_params(args))
     overrides = json.loads(args.overrides) if args.overrides else None
     return apply_overrides(params, args.dataset, overrides)
 
@@ -99,14 +107,19 @@ def _cmd_expectations(args: argparse.Namespace) -> int:
     from pipelines.config import load_params
     from pipelines.paths import paths_for
 
-    cfg = load_params(Path(args.params)).dataset(args.dataset)
+    cfg = load_params(_params(args)).dataset(args.dataset)
     for line in init_contracts(cfg, paths_for(cfg.name), force=args.force):
         print(line)
     return 0
 
 
-def summary(dataset: str, root: Path | None = None) -> str:
-    """Where the release is, its version, and one line per gate."""
+def summary(dataset: str, root: Path | None = None, *, verify: bool = False) -> str:
+    """Where the release is, its version, and one line per gate.
+
+    With `verify`, the release is first checked against its records (`synthgate lineage` without
+    MLflow and DVC: file digests, record chain, every verdict recomputed from figure and
+    threshold); a release that fails the check is reported as such, never as a list of PASS lines.
+    """
     from pipelines.io import read_json
     from pipelines.paths import paths_for
 
@@ -119,6 +132,16 @@ def summary(dataset: str, root: Path | None = None) -> str:
         f"({m['files'][0]['rows']} rows, sha256 {m['files'][0]['sha256'][:16]}…)",
         f"  created {m['created_at']}; MLflow run {m['mlflow']['run_id']} (experiment {m['mlflow']['experiment']})",
     ]
+    if verify:
+        from pipelines.lineage import lineage
+
+        check = lineage(f"{dataset}@{m['version']}", paths.root, use_mlflow=False, use_dvc=False)
+        if not check["ok"]:
+            what = "TAMPERED: the release does not match its records" if check["tampered"] else "NOT VERIFIED"
+            lines.append(f"  {what}; the verdicts below cannot be trusted (`synthgate lineage {dataset}@latest`):")
+            lines += [f"    - {problem}" for problem in check["problems"]]
+            raise IntegrityError("\n".join(lines)) if check["tampered"] else SynthgateError("\n".join(lines))
+        lines.append("  verified: release files, records and verdicts match (lineage without MLflow/DVC)")
     for g in m["gates"]:
         verdict = "PASS" if g["passed"] else "FAIL"
         lines.append(f"  [{verdict}] {g['name']:<14} {g['value']:.4f} {g['comparison']} {g['threshold']:.4f}")
@@ -131,7 +154,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from pipelines.config import load_params
 
-    params = load_params(Path(args.params))
+    params = load_params(_params(args))
     names = [n for n, d in params.datasets.items() if d.default]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     started = time.perf_counter()
@@ -175,9 +198,67 @@ def _cmd_engines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _known(args: argparse.Namespace, dataset: str) -> str:
+    """`dataset` when params.yaml configures it; a ConfigError listing the configured ones otherwise."""
+    from pipelines.config import load_params
+
+    return load_params(_params(args)).dataset(dataset).name
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
-    print(summary(args.dataset))
+    print(summary(_known(args, args.dataset), verify=True))
     return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    """Every configured dataset, its current release and the verdict of its last attempt."""
+    from pipelines.config import load_params
+    from pipelines.io import read_json
+    from pipelines.lineage import releases
+    from pipelines.paths import paths_for
+
+    rows = []
+    for name, cfg in load_params(_params(args)).datasets.items():
+        paths = paths_for(name)
+        manifest = read_json(paths.manifest) if paths.manifest.is_file() else None
+        attempts = releases(name, use_mlflow=False)["releases"]
+        last = attempts[0] if attempts else None
+        rows.append(
+            {
+                "dataset": name,
+                "engine": cfg.fit.synthesizer,
+                "release": f"v{manifest['version']}" if manifest else None,
+                "released_at": manifest["created_at"] if manifest else None,
+                "path": str(paths.release_file.relative_to(paths.root)) if manifest else None,
+                "last_attempt": (last or {}).get("verdict"),
+                "last_attempt_at": (last or {}).get("time"),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'dataset':<16} {'engine':<16} {'release':<8} {'released at':<26} last attempt")
+    for r in rows:
+        last = f"{r['last_attempt']} ({r['last_attempt_at']})" if r["last_attempt"] else "none"
+        print(f"{r['dataset']:<16} {r['engine']:<16} {r['release'] or '-':<8} {r['released_at'] or '-':<26} {last}")
+    return 0
+
+
+class _Version(argparse.Action):
+    """`--version`: the installed package's version, and the commit of the checkout it runs from."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from pipelines.gitinfo import code_version
+
+        try:
+            found = version("synthgate")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree without install
+            found = "unknown"
+        commit = code_version(Path(__file__).resolve().parents[1])["git_commit"]
+        print(f"synthgate {found}" + (f" (commit {commit[:12]})" if commit else ""))
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="synthgate", description=__doc__)
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
     for stage in (*STAGES, "run"):
         sp = sub.add_parser(stage, help=f"run the {stage} stage" if stage != "run" else "run all six stages")
@@ -208,7 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="build (or check) the own environments of these engines ('all': every one that has one)",
     )
     en.set_defaults(func=_cmd_engines)
-    sm = sub.add_parser("summary", help="where a dataset's release is and its gate verdicts")
+    ds = sub.add_parser("datasets", help="the configured datasets, their current release and last verdict")
+    ds.add_argument("--json", action="store_true", help="print the list as JSON")
+    ds.set_defaults(func=_cmd_datasets)
+    sm = sub.add_parser("summary", help="where a dataset's release is and its gate verdicts (checked first)")
     sm.add_argument("dataset")
     sm.set_defaults(func=_cmd_summary)
     ln = sub.add_parser("lineage", help="walk a release back to its source, code, params, model and gates")
@@ -220,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("dataset")
     rl.add_argument("--json", action="store_true", help="print the list as JSON")
     rl.set_defaults(func=_cmd_releases)
+    sa = sub.add_parser("sample", help="sample from a released model on demand (recorded; not a release)")
+    sa.add_argument("dataset", help="<dataset> (the current release) or <dataset>@<version>")
+    sa.add_argument("--rows", type=int, required=True, help="rows to sample (of the main table)")
+    sa.add_argument("--seed", type=int, default=0, help="seed: the same seed and rows give the same bytes")
+    sa.add_argument("--conditions", help='JSON column values every row has, e.g. \'{"deny": "yes"}\'')
+    sa.add_argument("-o", "--out", type=Path, required=True, help="output .parquet or .csv (a folder for table sets)")
+    sa.set_defaults(func=_cmd_sample)
     rc = sub.add_parser("recover", help="finish or roll back a release a crash interrupted (runs also do it)")
     rc.add_argument("dataset")
     rc.set_defaults(func=_cmd_recover)
@@ -245,8 +337,31 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
 def _cmd_releases(args: argparse.Namespace) -> int:
     from pipelines.lineage import releases, render_releases
 
-    report = releases(args.dataset)
+    report = releases(_known(args, args.dataset))
     print(redact(json.dumps(report, indent=2, sort_keys=True, default=str) if args.json else render_releases(report)))
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from pipelines.config import load_params
+    from pipelines.paths import paths_for
+    from pipelines.sample import sample
+
+    name, _, version = args.dataset.partition("@")
+    if version and not version.isdigit():
+        raise SynthgateError(f"{args.dataset}: the version after @ must be a number (e.g. {name}@3)")
+    cfg = load_params(_params(args)).dataset(name)
+    conditions = json.loads(args.conditions) if args.conditions else None
+    if conditions is not None and not isinstance(conditions, dict):
+        raise SynthgateError(f"--conditions: a JSON object of column values, not {args.conditions}")
+    entry = sample(
+        cfg, paths_for(cfg.name), int(version) if version else None, args.rows, args.seed, args.out, conditions
+    )
+    print(
+        f"{cfg.name}: {entry['rows']} rows sampled from the model of release v{entry['release_version']} "
+        f"(seed {entry['seed']}) -> {entry['out']} (sha256 {entry['sha256'][:16]}…); recorded in "
+        f"logs/samples/{cfg.name}.jsonl and MLflow run {entry['mlflow_run_id']}; not gated, not a release"
+    )
     return 0
 
 
@@ -256,7 +371,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     from pipelines.paths import paths_for
     from pipelines.release import dataset_lock, recover
 
-    paths = paths_for(load_params(Path(args.params)).dataset(args.dataset).name)
+    paths = paths_for(load_params(_params(args)).dataset(args.dataset).name)
     with run_lock(paths, f"synthgate recover {paths.name}"), dataset_lock(paths):
         done = recover(paths)
     print(done or f"nothing to recover for '{paths.name}'")
@@ -305,7 +420,13 @@ def entry() -> int:
     from pipelines.determinism import reexec_with_pinned_hash_seed
 
     reexec_with_pinned_hash_seed()
-    return main()
+    code = main()
+    try:
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe prints a traceback
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
             if mapped is err:
                 raise
             raise mapped from err
+    except BrokenPipeError:  # `synthgate releases hdma | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE
     except json.JSONDecodeError as err:
         print(f"error: --overrides is not valid JSON: {err}", file=sys.stderr)
         return 2

@@ -69,8 +69,18 @@ class DatasetPaths:
 
     @property
     def validation(self) -> Path:
-        """Typed gate results (a DVC metric)."""
+        """Typed gate results with every figure (release checks it against the validate record)."""
         return self.reports_dir / "validation.json"
+
+    @property
+    def metrics(self) -> Path:
+        """The gate figures as one flat mapping (`dvc metrics show`): gates.<name>.value/passed, scores."""
+        return self.reports_dir / "metrics.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        """Data of `dvc plots show`: per-column fidelity, distances to the closest record."""
+        return self.reports_dir / "plots"
 
     @property
     def gx_result(self) -> Path:
@@ -109,6 +119,11 @@ class DatasetPaths:
     def record(self, stage: str) -> Path:
         """The stage's run record: digests, counts, MLflow run id."""
         return self.root / "runs" / self.name / f"{stage}.json"
+
+    @property
+    def samples_log(self) -> Path:
+        """Append-only log of on-demand samples (`synthgate sample`): model, rows, seed, output digest."""
+        return logs_dir(self.root) / "samples" / f"{self.name}.jsonl"
 
     @property
     def attempts_log(self) -> Path:

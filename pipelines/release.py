@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +104,11 @@ def _complete(paths: DatasetPaths, journal: dict[str, Any], swapped: bool, inter
         for run_id in (journal["release_run_id"], journal["parent_run_id"]):
             client.set_tag(run_id, "synthgate.verdict", "released")
             client.set_tag(run_id, "synthgate.release_version", str(version))
+        model = journal.get("model") or {}
+        if model.get("name") and model.get("version"):  # which releases a registered model version made
+            key = f"synthgate.release.v{version}"
+            client.set_model_version_tag(model["name"], str(model["version"]), key, journal["manifest_sha256"])
+            client.set_model_version_tag(model["name"], str(model["version"]), "synthgate.last_release", str(version))
     else:
         if (attempt["mlflow_run_id"], None, "interrupted") not in logged:
             _append_attempt(
@@ -284,6 +289,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 "runner": runner_info(),
                 "gates": [{k: g[k] for k in ("name", "value", "threshold", "passed")} for g in validation["gates"]],
             }
+            _log_verdict_on_parent(handle.parent_run_id, validation)
             if failed:
                 _append_attempt(
                     paths, {**attempt, "verdict": "blocked", "version": None, "failed": [g["name"] for g in failed]}
@@ -298,12 +304,20 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 mlflow.log_artifact(str(new / paths.manifest.name), artifact_path="release")
                 mlflow.log_artifact(str(new / paths.release_report.name), artifact_path="release")
                 mlflow.log_metric("release.version", version)
+                client = mlflow.MlflowClient()
+                for name in (paths.manifest.name, paths.release_report.name):  # the run list compares releases
+                    client.log_artifact(handle.parent_run_id, str(new / name), artifact_path="release")
+                client.log_metric(handle.parent_run_id, "release.version", version)
                 journal = {
                     "version": version,
                     "manifest_sha256": sha256_file(new / paths.manifest.name),
                     "release_run_id": handle.run_id,
                     "parent_run_id": handle.parent_run_id,
                     "runner_closes_parent": bool(os.environ.get(tracking.PARENT_ENV)),
+                    "model": {
+                        "name": records["fit"].model.registered_model,
+                        "version": records["fit"].model.registered_version,
+                    },
                     "attempt": {**attempt, "release_sha256": manifest["files"][0]["sha256"]},
                 }
                 write_json(paths.publish_journal, journal)
@@ -315,6 +329,19 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             _complete(paths, journal, swapped=True, interrupted=False)
             tracking.end_pipeline(handle, success=True)
     return manifest
+
+
+def _log_verdict_on_parent(parent_run_id: str, validation: Mapping[str, Any]) -> None:
+    """Every gate's figure and verdict on the pipeline (parent) run, so runs compare in MLflow's list."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    metrics = [Metric("gates.passed", float(validation["passed"]), now, 0)]
+    for g in validation["gates"]:
+        metrics += [Metric(f"gate.{g['name']}", float(g["value"]), now, 0)]
+        metrics += [Metric(f"gate.{g['name']}.passed", float(g["passed"]), now, 0)]
+    MlflowClient().log_batch(parent_run_id, metrics=metrics)
 
 
 def hook(point: str) -> None:

@@ -1,4 +1,4 @@
-"""validate: every registered gate, one typed result each, written as a DVC metric and logged to MLflow.
+"""validate: every registered gate, one typed result each, written as DVC metrics/plots and logged to MLflow.
 
 One code path for a single table and a relational table set: the table sets are read with
 `pipelines.tableset` (digests checked against the upstream records), every gate of
@@ -99,6 +99,51 @@ def _plotted(ctx: GateContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ctx.blended[ctx.main][[*shown, PROVENANCE]], ctx.train[ctx.main][shown]
 
 
+def flat_metrics(validation: Mapping[str, Any]) -> dict[str, Any]:
+    """What `dvc metrics show` prints: the verdict, the overall scores, then per gate its figure,
+    threshold and verdict (`gates.<name>.value` / `.threshold` / `.passed`) as flat keys."""
+    figures = validation.get("figures", {})
+    sdm = figures.get("sdmetrics") or {}
+    out: dict[str, Any] = {"passed": bool(validation["passed"]), "rows": figures.get("rows", {})}
+    scores: dict[str, dict[str, float]] = {}
+    for key, value in sdm.items():  # "quality.Column Shapes" -> scores.quality.column_shapes
+        report, _, prop = str(key).partition(".")
+        if isinstance(value, int | float):
+            scores.setdefault(report, {})[prop.lower().replace(" ", "_")] = value
+    out["scores"] = scores
+    out["gates"] = {
+        g["name"]: {"value": g["value"], "threshold": g["threshold"], "passed": bool(g["passed"])}
+        for g in validation["gates"]
+    }
+    return out
+
+
+def write_plots(paths: DatasetPaths, validation: Mapping[str, Any], dcr: Mapping[str, Any]) -> None:
+    """The data of `dvc plots show`: per-column fidelity (worst first) and histograms of the distance
+    to the closest train record, synthetic vs real holdout (same bins)."""
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.io import atomic_path
+
+    paths.plots_dir.mkdir(parents=True, exist_ok=True)
+    shapes = [c for c in validation.get("figures", {}).get("column_shapes", []) if c.get("score") is not None]
+    columns = pd.DataFrame(shapes, columns=["column", "metric", "score"])
+    with atomic_path(paths.plots_dir / "column_scores.csv") as tmp:
+        columns.to_csv(tmp, index=False)
+    series = {k: np.asarray(v, dtype=float) for k, v in dcr.items() if len(v)}
+    finite = [v[np.isfinite(v)] for v in series.values()]
+    top = max((float(v.max()) for v in finite if len(v)), default=0.0)
+    edges = np.linspace(0.0, top if top > 0 else 1.0, 31)
+    for key, name in (("dcr_synthetic_train", "dcr_synthetic"), ("dcr_holdout_train", "dcr_holdout")):
+        values = series.get(key, np.array([]))
+        values = values[np.isfinite(values)]
+        counts, _ = np.histogram(values, bins=edges)
+        share = np.round(counts / max(len(values), 1), 6)
+        with atomic_path(paths.plots_dir / f"{name}.csv") as tmp:
+            pd.DataFrame({"distance": np.round(edges[:-1], 6), "share": share}).to_csv(tmp, index=False)
+
+
 def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     """The validate stage: gates + report, written whatever the verdict."""
     import mlflow
@@ -126,6 +171,8 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
         dcr = {k: privacy.pop(k) for k in ("dcr_synthetic_train", "dcr_holdout_train") if k in privacy}
         validation = ValidationReport.of(cfg.name, outcome["gates"], outcome["figures"], lay.relational).to_json()
         write_json(paths.validation, validation)
+        write_json(paths.metrics, flat_metrics(validation))
+        write_plots(paths, validation, dcr)
         write_json(paths.gx_result, outcome["gx"].raw)
         report.write(paths.report_html, report.render(cfg, validation, *_plotted(outcome["context"]), metadata, dcr))
         for g in validation["gates"]:

@@ -123,3 +123,21 @@ def test_a_bug_is_not_disguised(make_workspace, monkeypatch):
     monkeypatch.setattr(ingest, "run", lambda cfg, paths: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         main(["ingest", "hdma"])
+
+
+def test_version_names_the_package_and_commit(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("synthgate ")
+
+
+def test_output_piped_to_head_ends_quietly():
+    """`synthgate engines | head -1`: the reader leaves early; no BrokenPipe traceback, exit 141."""
+    import subprocess
+    import sys
+
+    script = f"set -o pipefail; {sys.executable} -m pipelines engines | head -1"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("engine") and "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr
+    assert out.returncode in (0, 141), out.stderr

@@ -53,8 +53,18 @@ def test_release_and_manifest(repo):
     assert manifest["files"][0]["rows"] == ROWS
     assert manifest["runner"]["runner"] == "dvc"
     assert manifest["files"][0]["sha256"] == sha256_file(repo / "data/release/hdma/hdma.parquet")
-    metrics = _dvc(repo, "metrics", "show", "--json").stdout
-    assert "quality" in metrics
+    shown = json.loads(_dvc(repo, "metrics", "show", "--json").stdout)
+    (metrics,) = shown[""]["data"].values()
+    flat = metrics["data"]
+    assert flat["passed"] is True and flat["gates"]["quality"]["passed"] is True
+    assert set(flat["gates"]) == {g["name"] for g in manifest["gates"]}
+    assert 0 < flat["gates"]["quality"]["value"] <= 1 and flat["scores"]["quality"]["column_shapes"] > 0
+    table = _dvc(repo, "metrics", "show").stdout
+    assert "gates.quality.value" in table and "gates.exact_copies.passed" in table
+    plots = json.loads(_dvc(repo, "plots", "show", "--json", "--split").stdout)["data"]
+    assert {"reports/hdma/plots/column_scores.csv", "reports/hdma/plots/dcr_synthetic.csv"} <= set(plots)
+    columns = (repo / "reports/hdma/plots/column_scores.csv").read_text().splitlines()
+    assert columns[0] == "column,metric,score" and len(columns) > 5
     from pipelines.tracking import get_run
 
     parent = manifest["mlflow"]["run_id"]  # the six stage processes of one `dvc repro` share one parent

@@ -309,3 +309,90 @@ def test_an_unreachable_tracking_server_is_reported_quickly(ws, monkeypatch):
     assert any("tracking server http://127.0.0.1:9 is not reachable" in p for p in r["problems"])
     assert r["records"]["ingest"]["status"] == "ok" and not r["tampered"]  # the rest is still checked
     assert any("is not reachable" in p for p in lineage.releases("hdma", ws)["problems"])
+
+
+def test_summary_checks_the_release_before_listing_verdicts(ws, monkeypatch, capsys):
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(ws))
+    assert main(["summary", "hdma"]) == 0
+    out = capsys.readouterr().out
+    assert "release v2" in out and "verified: release files, records and verdicts match" in out
+    assert "[PASS] quality" in out
+
+
+def test_summary_of_a_tampered_release_lists_no_verdicts(ws_copy, monkeypatch, capsys):
+    p = paths_for("hdma", ws_copy)
+    with open(p.release_file, "ab") as f:
+        f.write(b"\0")
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(ws_copy))
+    assert main(["summary", "hdma"]) == 4
+    captured = capsys.readouterr()
+    assert "TAMPERED: the release does not match its records" in captured.err
+    assert "data/release/hdma/hdma.parquet" in captured.err and "[PASS]" not in captured.out + captured.err
+
+
+def test_datasets_lists_release_and_last_attempt(ws, monkeypatch, capsys):
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(ws))
+    assert main(["datasets", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["dataset"] == "hdma" and row["release"] == "v2" and row["last_attempt"] == "released"
+    assert row["path"] == "data/release/hdma/hdma.parquet"
+    assert main(["datasets"]) == 0
+    assert "hdma" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["summary", "releases"])
+def test_unknown_dataset_exits_2_listing_the_known_ones(ws, monkeypatch, capsys, command):
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(ws))
+    assert main([command, "hmda"]) == 2
+    assert "datasets.hmda: no such dataset (configured: hdma)" in capsys.readouterr().err
+
+
+def test_sample_on_demand_from_the_current_and_an_old_release(ws, tmp_path, monkeypatch, capsys):
+    """`synthgate sample`: the current model from the workspace, v1's from MLflow (the workspace
+    holds v2's model now); the same seed gives the same bytes; recorded, never a release."""
+    import pandas as pd
+
+    from pipelines.contracts import PROVENANCE
+
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(ws))
+    p = paths_for("hdma", ws)
+    release_before = sha256_file(p.release_file)
+    assert main(["sample", "hdma", "--rows", "120", "--seed", "7", "-o", str(tmp_path / "a.parquet")]) == 0
+    assert "120 rows sampled from the model of release v2" in capsys.readouterr().out
+    assert main(["sample", "hdma", "--rows", "120", "--seed", "7", "-o", str(tmp_path / "b.parquet")]) == 0
+    assert main(["sample", "hdma@1", "--rows", "120", "--seed", "7", "-o", str(tmp_path / "old.csv")]) == 0
+    a, b = (tmp_path / "a.parquet").read_bytes(), (tmp_path / "b.parquet").read_bytes()
+    assert a == b
+    current, old = pd.read_parquet(tmp_path / "a.parquet"), pd.read_csv(tmp_path / "old.csv")
+    released = pd.read_parquet(p.release_file)
+    assert len(current) == len(old) == 120
+    assert list(current.columns) == [c for c in released.columns if c != PROVENANCE]  # not blended
+    assert not current.equals(old)  # another model
+    log = [json.loads(line) for line in p.samples_log.read_text().splitlines()]
+    assert [e["release_version"] for e in log] == [2, 2, 1]
+    assert log[0]["sha256"] == sha256_file(tmp_path / "a.parquet") and log[0]["mlflow_run_id"]
+    assert sha256_file(p.release_file) == release_before
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["hdma@9"], "no release v9 (released: [1, 2])"),
+        (["hdma", "--conditions", '{"nope": 1}'], "'nope' is not a learned column"),
+        (["hdma", "--rows", "0"], "--rows: 0 is not in 1.."),
+    ],
+)
+def test_sample_refuses_bad_requests(ws, tmp_path, monkeypatch, capsys, args, says):
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(ws))
+    argv = ["sample", *args, "-o", str(tmp_path / "s.parquet")]
+    if "--rows" not in args:
+        argv += ["--rows", "10"]
+    assert main(argv) == 2
+    assert says in capsys.readouterr().err and not (tmp_path / "s.parquet").exists()
+
+
+def test_sample_never_writes_into_the_release_folder(ws, monkeypatch, capsys):
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(ws))
+    target = paths_for("hdma", ws).release_dir / "extra.parquet"
+    assert main(["sample", "hdma", "--rows", "10", "-o", str(target)]) == 2
+    assert "a sample is never a release" in capsys.readouterr().err and not target.exists()

@@ -84,6 +84,20 @@ def test_manifest_names_mlflow_runs_that_exist(released):
     assert fit.data.params["synthesizer"] == "gaussian_copula"
     ingest = get_run(m["mlflow"]["stage_runs"]["ingest"], released)
     assert {d.dataset.digest for d in ingest.inputs.dataset_inputs}  # inputs logged with digests
+    # the parent run carries the verdict, every gate figure, the manifest and the report
+    assert parent.data.metrics["gates.passed"] == 1.0 and parent.data.metrics["release.version"] == 1
+    assert {f"gate.{g['name']}" for g in m["gates"]} <= set(parent.data.metrics)
+    assert parent.data.metrics["gate.quality"] == next(g["value"] for g in m["gates"] if g["name"] == "quality")
+    from mlflow.tracking import MlflowClient
+
+    listed = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id, "release")}
+    assert {"release/manifest.json", "release/report.html"} <= listed
+    # the registered model version says which release it produced
+    model = m["model"]
+    tags = MlflowClient().get_model_version(model["registered_model"], model["registered_version"]).tags
+    assert tags["synthgate.last_release"] == "1" and tags["synthgate.release.v1"] == sha256_file(
+        paths_for("hdma", released).manifest
+    )
 
 
 def test_impossible_gate_blocks_release_and_keeps_previous(released):
