@@ -200,6 +200,7 @@ def fake_dp(monkeypatch):
     return fake
 
 
+@pytest.mark.slow
 def test_spent_epsilon_flows_to_the_records_the_manifest_and_the_ledger(make_workspace, fake_dp):
     block = small_block(
         HDMA, "deny", fit={"synthesizer": "fake_dp", "privacy": {"epsilon": 3}}, gates={"privacy_budget_max": 5.0}
