@@ -261,3 +261,14 @@ def test_a_dp_fit_of_tabular_argn_records_the_epsilon_the_engine_reports(make_wo
     assert spent["epsilon"] == training["dp_eps_checkpoint"] and spent["epsilon_last_step"] == training["dp_eps"]
     assert 0.3 < spent["epsilon"] <= 3.0 and spent["delta"] == 1e-5
     assert dp.read_ledger(p)["totals"]["epsilon"] == spent["epsilon"]
+
+
+def test_report_section_says_what_the_model_guarantees():
+    from pipelines.report_sections import differential_privacy
+
+    assert "predates it" in differential_privacy({})
+    no_dp = differential_privacy({"differential_privacy": {**_privacy(2.5, None, non_dp=1), "budget": None}})
+    assert "without differential privacy" in no_dp and "budget none (gates.privacy_budget_max: null)" in no_dp
+    with_dp = differential_privacy({"differential_privacy": {**_privacy(2.5, 1.25), "budget": 5.0}})
+    assert "<td>spent: the weights kept</td><td>1.2500</td>" in with_dp
+    assert "epsilon 2.5000" in with_dp and "budget 5.0000" in with_dp
