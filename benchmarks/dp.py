@@ -153,34 +153,13 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     root = workspace(root, args.budget, {"max_epochs": args.max_epochs} if args.max_epochs else {})
     os.environ["SYNTHGATE_ROOT"] = str(root)
-    rows = []
-    for epsilon in args.epsilons:
-        r = release(root, epsilon, tuple(args.calibrate) if args.calibrate else None)
-        rows.append(r)
-        spent, training = r["privacy"]["spent"], r["privacy"]["ledger"]["totals"]
-        print(
-            f"epsilon {epsilon:g}: spent {spent['epsilon']:.3f} (last step {spent['epsilon_last_step']:.3f}), "
-            f"{r['epochs']:g} epochs, fit {r['fit_seconds']:.0f} s, pipeline {r['seconds']:.0f} s, "
-            f"ledger {training['epsilon']:.3f}: "
-            f"{r['verdict']}",
-            flush=True,
-        )
-    head = [
-        "target ε",
-        "noise",
-        "spent ε (kept / last step)",
-        "ledger ε",
-        "epochs",
-        "fit s",
-        *GATES,
-        "TSTR (TRTR)",
-        "verdict",
-    ]
+    head = ["target ε", "noise", "spent ε (kept / last step)", "ledger ε", "epochs", "fit s", *GATES]
+    head += ["TSTR (TRTR)", "verdict"]
     print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in rows:
-        spent = r["privacy"]["spent"]
-        u = r["utility"]
+    print("|" + "---|" * len(head), flush=True)
+    for epsilon in args.epsilons:  # a row as soon as its release is done: fits take minutes each
+        r = release(root, epsilon, tuple(args.calibrate) if args.calibrate else None)
+        spent, u = r["privacy"]["spent"], r["utility"]
         tstr = f"{u.get('tstr', float('nan')):.3f} ({u.get('trtr', float('nan')):.3f})" if u else "–"
         cells = [
             f"{r['epsilon']:g}",
@@ -193,7 +172,7 @@ def main() -> None:
             tstr,
             r["verdict"],
         ]
-        print("| " + " | ".join(cells) + " |")
+        print("| " + " | ".join(cells) + " |", flush=True)
     if tmp is not None:
         tmp.cleanup()
 
