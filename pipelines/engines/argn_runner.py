@@ -100,6 +100,13 @@ def fit(request: dict[str, Any]) -> dict[str, Any]:
 def sample(request: dict[str, Any]) -> dict[str, Any]:
     """`rows` rows from the model after seeding; every row has the `conditions` values."""
     params = {k: v for k, v in request["params"].items() if k in SAMPLE_KEYS}
+    if "rare_category_replacement_method" in params:
+        from mostlyai.engine.domain import RareCategoryReplacementMethod
+
+        # the engine compares with the enum, whose values are upper case: a plain "sample" was ignored,
+        # so `_RARE_` came out of columns with rare categories (value protection, DP)
+        method = params["rare_category_replacement_method"]
+        params["rare_category_replacement_method"] = RareCategoryReplacementMethod(method.upper())
     rows, conditions = request["rows"], request["conditions"]
     with tempfile.TemporaryDirectory(prefix="argn-sample-") as tmp:
         ws = Path(tmp)
