@@ -76,7 +76,7 @@ def workspace(root: Path, budget: float | None, params: dict[str, Any]) -> Path:
     return root
 
 
-def release(root: Path, epsilon: float, calibrate: tuple[int, int] | None = None) -> dict[str, Any]:
+def release(root: Path, epsilon: float, calibrate: tuple[int, int] | None = None, refit: bool = True) -> dict[str, Any]:
     """Fit at `epsilon` and run generate..release; the figures of the fit and of every gate.
 
     `calibrate` (batch size, epochs): DP-SGD noise set so that epsilon is spent in that many epochs."""
@@ -98,7 +98,7 @@ def release(root: Path, epsilon: float, calibrate: tuple[int, int] | None = None
         fit["params"] = {"batch_size": batch, "differential_privacy": {"noise_multiplier": sigma}}
     cfg = apply_overrides(params, "hdma", {"fit": fit})
     verdict = "released"
-    for stage in STAGES[1:]:
+    for stage in STAGES[1 if refit else 2 :]:
         t = time.perf_counter()
         try:
             run_stage(stage, cfg, root)
@@ -145,6 +145,9 @@ def main() -> None:
         "(default: the engine's batch size and noise multiplier 1.5)",
     )
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temp folder, removed)")
+    parser.add_argument(
+        "--reuse-fit", action="store_true", help="one epsilon: generate..release from the model --workdir holds"
+    )
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ["SYNTHGATE_SOURCE_ROOTS"] = str(REPO)
@@ -158,7 +161,7 @@ def main() -> None:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head), flush=True)
     for epsilon in args.epsilons:  # a row as soon as its release is done: fits take minutes each
-        r = release(root, epsilon, tuple(args.calibrate) if args.calibrate else None)
+        r = release(root, epsilon, tuple(args.calibrate) if args.calibrate else None, not args.reuse_fit)
         spent, u = r["privacy"]["spent"], r["utility"]
         tstr = f"{u.get('tstr', float('nan')):.3f} ({u.get('trtr', float('nan')):.3f})" if u else "–"
         cells = [
