@@ -246,9 +246,9 @@ needs_env = pytest.mark.skipif(
 def test_a_dp_fit_of_tabular_argn_records_the_epsilon_the_engine_reports(make_workspace, tmp_path):
     src = tmp_path / "hdma600.csv"
     src.write_text("\n".join(HDMA.read_text().splitlines()[:601]) + "\n")
-    ws = make_workspace(toy=small_block(src, "deny", fit={**ARGN_DP, "params": TINY}))
+    ws = make_workspace(toy=small_block(src, "deny", fit={**ARGN_DP, "params": TINY}, generate={"rows": 300}))
     with clean_env():
-        run_stages(ws, "toy", ("ingest", "fit"))
+        run_stages(ws, "toy", ("ingest", "fit", "generate"))
     p = paths_for("toy", ws)
     fit = read_json(p.record("fit"))
     model = ARGN.load(p.model, fit["model"]["sha256"], "model")
@@ -261,6 +261,10 @@ def test_a_dp_fit_of_tabular_argn_records_the_epsilon_the_engine_reports(make_wo
     assert spent["epsilon"] == training["dp_eps_checkpoint"] and spent["epsilon_last_step"] == training["dp_eps"]
     assert 0.3 < spent["epsilon"] <= 3.0 and spent["delta"] == 1e-5
     assert dp.read_ledger(p)["totals"]["epsilon"] == spent["epsilon"]
+    # DP value protection leaves rare categories; `rare_category_replacement_method: sample` must reach the
+    # engine as its enum, or `_RARE_` is released in place of real values
+    synthetic = pd.read_parquet(p.shard(0))
+    assert not (synthetic.astype(str) == "_RARE_").any().any()
 
 
 def test_report_section_says_what_the_model_guarantees():
