@@ -315,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     rc = sub.add_parser("recover", help="finish or roll back a release a crash interrupted (runs also do it)")
     rc.add_argument("dataset")
     rc.set_defaults(func=_cmd_recover)
+    pl = sub.add_parser("privacy-ledger", help="every model fitted on a dataset's data, its epsilon, and the totals")
+    pl.add_argument("dataset")
+    pl.add_argument("--json", action="store_true", help="print the ledger as JSON")
+    pl.set_defaults(func=_cmd_privacy_ledger)
     rp = sub.add_parser("reproduce", help="re-run a release from its records and compare its sha256")
     rp.add_argument("query", help="<dataset>@<version>, or a release file path / sha256")
     rp.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -375,6 +379,17 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     with run_lock(paths, f"synthgate recover {paths.name}"), dataset_lock(paths):
         done = recover(paths)
     print(done or f"nothing to recover for '{paths.name}'")
+    return 0
+
+
+def _cmd_privacy_ledger(args: argparse.Namespace) -> int:
+    """Exit 0 with the ledger printed; 2 for a dataset params.yaml does not configure (listing those it does)."""
+    from pipelines.config import load_params
+    from pipelines.dp import read_ledger, render
+    from pipelines.paths import paths_for
+
+    ledger = read_ledger(paths_for(load_params(Path(args.params)).dataset(args.dataset).name))
+    print(json.dumps(ledger, indent=2, sort_keys=True) if args.json else render(ledger))
     return 0
 
 

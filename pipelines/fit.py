@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pipelines import engines, metadata, pii, tableset
+from pipelines import dp, engines, metadata, pii, tableset
 from pipelines.errors import InvalidInputError
 from pipelines.io import sha256_file, write_json
 from pipelines.records.base import FileEntry
@@ -49,6 +49,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
         model = engine.fit(learned, md, cfg, lay)
         fit_seconds = time.perf_counter() - started
         model_sha = engine.save(model, paths.model)
+        privacy = dp.fit_privacy(cfg, engine, model)
         write_json(paths.model_metadata, md.to_dict())
         mlflow.log_params(
             {
@@ -67,6 +68,16 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
         )
         mlflow.log_artifact(str(paths.metadata), artifact_path="metadata")
         model_info = log_synthesizer(paths.model, model_sha, cfg.name)
+        entry = dp.ledger_entry(
+            privacy, model_sha, engine.info.name, ingest.source["sha256"], ingest.snapshot.sha256, handle.run_id
+        )
+        privacy["ledger"] = {"path": paths.rel(dp.ledger_path(paths)), "totals": dp.record(paths, entry)}
+        mlflow.log_params(
+            {"privacy.dp": privacy["dp"], **{f"privacy.target.{k}": v for k, v in (privacy["target"] or {}).items()}}
+        )
+        if privacy["spent"]:
+            mlflow.log_metrics({f"privacy.{k}": v for k, v in privacy["spent"].items()})
+        mlflow.log_metric("privacy.ledger.epsilon", privacy["ledger"]["totals"]["epsilon"])
         if plan.columns:
             mlflow.log_params(
                 {"pii.policy": plan.policy, "pii.locale": plan.locale, "pii.columns": ",".join(plan.names)}
@@ -92,6 +103,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             pii=plan.to_dict(),
             constraints=rules_to_record(cfg.fit.constraints),
             domain=domain(learned[lay.main]),
+            privacy=privacy,
         )
         record.write(paths.record("fit"))
     return record.to_json()

@@ -101,6 +101,10 @@ def _complete(paths: DatasetPaths, journal: dict[str, Any], swapped: bool, inter
     if swapped:
         if (attempt["mlflow_run_id"], version, "released") not in logged:
             _append_attempt(paths, {**attempt, "verdict": "released", "version": version})
+        if journal.get("ledger_entry"):
+            from pipelines.dp import record
+
+            record(paths, journal["ledger_entry"], version)
         for run_id in (journal["release_run_id"], journal["parent_run_id"]):
             client.set_tag(run_id, "synthgate.verdict", "released")
             client.set_tag(run_id, "synthgate.release_version", str(version))
@@ -225,7 +229,38 @@ def build_manifest(
             contains_real_rows=blend.rows_by_provenance.get("real", 0) > 0,
         ),
         records={s: sha256_file(paths.record(s)) for s in UPSTREAM},
+        privacy=_privacy(cfg, fit),
         runner=runner_info(),
+    )
+
+
+def _privacy(cfg: DatasetConfig, fit: FitRecord) -> dict[str, Any] | None:
+    """The manifest's `privacy`: the fit's DP section (without its ledger path) and the budget."""
+    if fit.privacy is None:
+        return None
+    section = {k: v for k, v in fit.privacy.items() if k != "ledger"}
+    return {
+        **section,
+        "ledger": (fit.privacy.get("ledger") or {}).get("totals"),
+        "budget": cfg.gates.privacy_budget_max,
+    }
+
+
+def _ledger_entry(records: dict[str, Any]) -> dict[str, Any] | None:
+    """The model's privacy-ledger entry, for `_complete` to record the release against (None: no DP record)."""
+    from pipelines.dp import ledger_entry
+
+    fit: FitRecord = records["fit"]
+    if fit.privacy is None:
+        return None
+    ingest: IngestRecord = records["ingest"]
+    return ledger_entry(
+        fit.privacy,
+        fit.model.sha256,
+        fit.engine.get("name", fit.synthesizer),
+        ingest.source["sha256"],
+        ingest.snapshot.sha256,
+        fit.mlflow.run_id,
     )
 
 
@@ -319,6 +354,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                         "version": records["fit"].model.registered_version,
                     },
                     "attempt": {**attempt, "release_sha256": manifest["files"][0]["sha256"]},
+                    "ledger_entry": _ledger_entry(records),
                 }
                 write_json(paths.publish_journal, journal)
                 hook("swap")

@@ -226,6 +226,7 @@ seed {cfg.seed}, blend <code>{e(cfg.blend.strategy)}</code>.</p>
 <div id="dcr">{dcr_svg}</div>
 <h2 id="canaries-h">Canaries: memorisation in a shadow fit</h2>
 <div id="canaries">{report_sections.canaries(figures)}</div>
+<h2 id="dp-h">Differential privacy</h2><div id="dp">{report_sections.differential_privacy(figures)}</div>
 <h2 id="lineage-h">Lineage</h2>
 {_PENDING}{LINEAGE_SLOT}
 </body></html>

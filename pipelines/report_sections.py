@@ -1,8 +1,9 @@
 """Report sections drawn from validate's figures (`validation.json` `figures`), as HTML tables.
 
 The fidelity floors (per-column shape scores and the worst column pairs, worst first), the bias
-figures (per sensitive group: share of rows and target rate, train vs synthetic) and the privacy
-figures (each measure on the synthetic rows next to its holdout baseline, and the columns left out).
+figures (per sensitive group: share of rows and target rate, train vs synthetic), the privacy
+figures (each measure on the synthetic rows next to its holdout baseline, and the columns left out)
+and the differential privacy of the model (target, spent epsilon, the dataset's ledger and budget).
 A section whose figures are absent (a gate that did not apply) says so in one line.
 """
 
@@ -171,3 +172,33 @@ def canaries(figures: dict[str, Any]) -> str:
         f" ({_num(c.get('seconds', 0), 1)} s)."
     )
     return _table("canaries", head, rows, caption)
+
+
+def differential_privacy(figures: dict[str, Any]) -> str:
+    """The model's DP target and spent epsilon, and the dataset's privacy ledger against its budget."""
+    d = figures.get("differential_privacy")
+    if not d:
+        return "<p>No differential privacy record (the fit predates it).</p>"
+    totals = (d.get("ledger") or {}).get("totals") or {}
+    budget = d.get("budget")
+    ledger = (
+        f"Privacy ledger of the dataset (<code>{e(str((d.get('ledger') or {}).get('path', '')))}</code>, sequential "
+        f"composition): epsilon {_num(totals.get('epsilon'))}, delta {_num(totals.get('delta'), 8)} over "
+        f"{totals.get('dp_models', 0)} DP model(s); {totals.get('non_dp_models', 0)} model(s) without DP; budget "
+        f"{_num(budget) if budget is not None else 'none (gates.privacy_budget_max: null)'}."
+    )
+    if not d.get("dp"):
+        return (
+            '<p id="dp-model">This model was fitted <strong>without differential privacy</strong> '
+            f"(no <code>fit.privacy</code>): it carries no DP guarantee.</p><p>{ledger}</p>"
+        )
+    target, spent = d.get("target") or {}, d["spent"]
+    head = ["", "epsilon", "delta"]
+    rows = [
+        ["target (fit.privacy)", _num(target.get("epsilon")), _num(target.get("delta"), 8)],
+        ["spent: the weights kept", _num(spent.get("epsilon")), _num(spent.get("delta"), 8)],
+        ["after the last step trained", _num(spent.get("epsilon_last_step")), _num(spent.get("delta"), 8)],
+    ]
+    return _table("dp-model", head, rows, "Differential privacy of this model (as the engine reports it)") + (
+        f"<p>{ledger}</p>"
+    )

@@ -31,8 +31,9 @@ def run_gates(ctx: GateContext) -> dict[str, Any]:
     """
     from pipelines.gates import contract, registry
     from pipelines.gates.base import type_mismatch
+    from pipelines.gates.dp import dp_figures
 
-    results, figures = [], {"rows": ctx.row_counts()}
+    results, figures = [], {"rows": ctx.row_counts(), **dp_figures(ctx)}
     for g in registry.GATES:
         try:
             if not g.applies(ctx):

@@ -50,6 +50,7 @@ class DatasetConfig(StrictModel):
             problems.append(f"generate.conditions: '{col}' is a PII column (never learned, cannot be a condition)")
         problems += self._sensitive_problems()
         problems += self._engine_problems()
+        problems += self._privacy_problems()
         if layout(self).relational:
             problems += self._relational_problems()
         if self.blend.strategy == "rebalance":
@@ -108,6 +109,23 @@ class DatasetConfig(StrictModel):
             "blend.strategy": self.blend.strategy == "rebalance" and not info.conditions and "conditional sampling",
         }
         return [f"{key}: '{info.name}' does not support {what}" for key, what in asks.items() if what]
+
+    def _privacy_problems(self) -> list[str]:
+        """fit.privacy needs an engine with differential privacy and must agree with its own DP params."""
+        from pipelines import engines
+
+        engine = engines.REGISTRY.get(self.fit.synthesizer)
+        if engine is None:
+            return []
+        privacy = self.fit.privacy
+        if privacy is not None and not engine.info.dp:
+            with_dp = [n for n, e in engines.REGISTRY.items() if e.info.dp]
+            return [
+                f"fit.privacy: dataset '{self.name}' asks for differential privacy (epsilon {privacy.epsilon:g}) but "
+                f"engine '{engine.info.name}' has none; engines with DP: {with_dp} (choose one as fit.synthesizer, "
+                "or set fit.privacy: null)"
+            ]
+        return [f"fit.{p}" for p in engine.privacy_problems(self.fit.params, privacy)]
 
     def _relational_problems(self) -> list[str]:
         unsupported = {

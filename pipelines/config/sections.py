@@ -83,6 +83,22 @@ class PiiConfig(StrictModel):
         return self
 
 
+class PrivacyConfig(StrictModel):
+    """Differential privacy of the fit: the (epsilon, delta) the engine must train within."""
+
+    epsilon: float = Field(
+        gt=0,
+        description="the epsilon the engine may spend on this model (DP-SGD plus value protection for "
+        "tabular_argn); smaller is more private; the spent epsilon is recorded per fit and per release",
+    )
+    delta: float = Field(
+        default=1e-5,
+        gt=0,
+        lt=1,
+        description="the delta of the guarantee (probability it fails); keep it well below 1 / rows",
+    )
+
+
 def _engine_names(schema: dict[str, Any]) -> None:
     """The JSON schema of `fit.synthesizer` lists the engines registered when it is generated."""
     from pipelines import engines
@@ -104,6 +120,11 @@ class FitConfig(StrictModel):
         strict=False,
         description="SPDX licences the engine may be under, e.g. [Apache-2.0, MIT] for data shared with "
         "third parties (SDV is BUSL-1.1); null: any",
+    )
+    privacy: PrivacyConfig | None = Field(
+        default=None,
+        description="differential privacy {epsilon, delta} for engines that support it (`synthgate engines`: dp); "
+        "null: no DP guarantee (docs/engines.md 'Differential privacy')",
     )
     pii: PiiConfig = Field(default_factory=PiiConfig)
     constraints: tuple[ConstraintRule, ...] = Field(
@@ -359,6 +380,13 @@ class GatesConfig(StrictModel):
         description="outlier records planted in the train split of a shadow fit (and as many kept back as "
         "controls) for the canaries gate; 0: off (the default: the shadow fit costs a second fit); single "
         "tables only",
+    )
+    privacy_budget_max: float | None = Field(
+        default=None,
+        gt=0,
+        description="highest total epsilon spent on the dataset's data: the privacy ledger's sum over every DP model "
+        "fitted on it (basic sequential composition, docs/engines.md); the privacy_budget gate passes when total <= "
+        "this and blocks a model without DP; null (default): off",
     )
     canary_exposure_max: float = Field(
         default=0.1,

@@ -3,8 +3,8 @@
 It trains from scratch on CPU (no model download). Training is reproducible with a fixed seed and
 an epoch limit (`max_epochs`); a time cap (`max_training_time`) is not, so none is set by default.
 It keeps 20% of the rows it is given for early stopping. Conditions become seed data: every row
-generated has the conditioned values. `differential_privacy` trains with DP-SGD (opacus); the
-epsilon reached is in the model's manifest.
+generated has the conditioned values. `fit.privacy` (or the raw `differential_privacy` param)
+trains with DP-SGD (opacus); the epsilon reached is in the model's manifest.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pipelines.engines.external import ExternalEngine, ExternalModel
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
+    from pipelines.config.sections import PrivacyConfig
     from pipelines.tableset import Layout, Tables
 
 MODELS = ("MOSTLY_AI/Small", "MOSTLY_AI/Medium", "MOSTLY_AI/Large")
@@ -28,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     # "constant" would release a `_RARE_` category the real data never had
     "rare_category_replacement_method": "sample",
 }
+VALUE_PROTECTION_SHARE = 0.1
+"""With `fit.privacy`, the share of epsilon the analysis spends on value protection (noisy column
+bounds and categories) unless `differential_privacy.value_protection_epsilon` says otherwise; the
+engine's own default (1.0) would spend all of epsilon 1 before training."""
 DP_KEYS = frozenset({"max_epsilon", "delta", "noise_multiplier", "max_grad_norm", "value_protection_epsilon"})
 PARAMS = frozenset(
     {
@@ -104,11 +109,64 @@ def param_problems(params: dict[str, Any]) -> list[str]:
     return problems
 
 
+def dp_settings(params: dict[str, Any], privacy: PrivacyConfig | None) -> dict[str, Any] | None:
+    """The engine's `differential_privacy` block: fit.privacy's epsilon as `max_epsilon` (value
+    protection's share included) and its delta, over the other DP knobs of `fit.params`."""
+    raw = params.get("differential_privacy")
+    if privacy is None:
+        return raw
+    dp = {**(raw or {}), "max_epsilon": privacy.epsilon, "delta": privacy.delta}
+    if dp.get("value_protection_epsilon") is None:
+        dp["value_protection_epsilon"] = round(VALUE_PROTECTION_SHARE * privacy.epsilon, 6)
+    return dp
+
+
+def privacy_problems(params: dict[str, Any], privacy: PrivacyConfig | None) -> list[str]:
+    """fit.params that contradict fit.privacy, or that would void the DP guarantee."""
+    raw = params.get("differential_privacy")
+    problems = []
+    if privacy is not None and isinstance(raw, dict):
+        for key, name, ours in (("max_epsilon", "epsilon", privacy.epsilon), ("delta", "delta", privacy.delta)):
+            if raw.get(key) is not None and raw[key] != ours:
+                problems.append(
+                    f"params.differential_privacy.{key} is {raw[key]!r} but privacy.{name} is {ours!r}: give the "
+                    "target once, in fit.privacy (the raw block may only add noise_multiplier, max_grad_norm, "
+                    "value_protection_epsilon)"
+                )
+        vp = raw.get("value_protection_epsilon")
+        if isinstance(vp, int | float) and vp >= privacy.epsilon:
+            problems.append(
+                f"params.differential_privacy.value_protection_epsilon {vp!r} is not below privacy.epsilon "
+                f"{privacy.epsilon!r}: value protection would leave nothing for training"
+            )
+    if (privacy is not None or raw) and params.get("value_protection") is False:
+        problems.append(
+            "params.value_protection: false with differential privacy: the engine would take column bounds and "
+            "categories from the real rows without noise, so the model would carry no DP guarantee; leave it true"
+        )
+    return problems
+
+
 class TabularArgn(ExternalEngine):
     """TabularARGN on the main table; the model is the folder generation needs, tarred."""
 
     def param_problems(self, params: dict[str, Any]) -> list[str]:
         return param_problems(params)
+
+    def privacy_problems(self, params: dict[str, Any], privacy: PrivacyConfig | None) -> list[str]:
+        return privacy_problems(params, privacy)
+
+    def privacy_spent(self, model: ExternalModel) -> dict[str, Any] | None:
+        """The kept weights' epsilon (`dp_eps_checkpoint`) and the last step's, with delta, from the
+        training summary the runner wrote into the model manifest."""
+        training = model.manifest.get("training") or {}
+        if not model.manifest["params"].get("differential_privacy") or training.get("dp_eps") is None:
+            return None
+        return {
+            "epsilon": training.get("dp_eps_checkpoint", training["dp_eps"]),
+            "epsilon_last_step": training["dp_eps"],
+            "delta": training["dp_delta"],
+        }
 
     def fit(self, train: Tables, metadata: Any, cfg: DatasetConfig, lay: Layout) -> ExternalModel:
         df = train[lay.main]
@@ -117,6 +175,9 @@ class TabularArgn(ExternalEngine):
         key = table.get("primary_key")
         encodings = {c: ENCODINGS.get(columns[c]["sdtype"], "AUTO") for c in df.columns if c != key}
         params = {**DEFAULTS, **cfg.fit.params}
+        dp = dp_settings(params, cfg.fit.privacy)
+        if dp is not None:
+            params["differential_privacy"] = dp
         model_tmp = tempfile.TemporaryDirectory(prefix=f"{self.info.name}-model-")
         with tempfile.TemporaryDirectory(prefix=f"{self.info.name}-fit-") as tmp:
             work = Path(tmp)

@@ -43,14 +43,23 @@ def _dp(params: dict[str, Any]) -> Any:
 
 
 def _training_summary(progress: Path) -> dict[str, Any]:
-    """The last epoch's figures from the progress log, without its wall-clock columns."""
+    """The last epoch's figures from the progress log, without its wall-clock columns.
+
+    With DP, `dp_eps` is the epsilon after the last step trained and `dp_eps_checkpoint` that of
+    the weights kept: the last validated checkpoint (the engine keeps only checkpoints within
+    `max_epsilon`, or the weights it has when none was), else the last row.
+    """
     with open(progress, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return {}
     last = rows[-1]
     keep = ("epoch", "steps", "samples", "trn_loss", "val_loss", "dp_eps", "dp_delta")
-    return {k: float(last[k]) for k in keep if last.get(k) not in (None, "")}
+    summary = {k: float(last[k]) for k in keep if last.get(k) not in (None, "")}
+    if summary.get("dp_eps") is not None:
+        kept = [r for r in rows if r.get("is_checkpoint") in ("1", "True", "1.0") and r.get("val_loss")]
+        summary["dp_eps_checkpoint"] = float((kept or rows)[-1]["dp_eps"])
+    return summary
 
 
 def fit(request: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +100,13 @@ def fit(request: dict[str, Any]) -> dict[str, Any]:
 def sample(request: dict[str, Any]) -> dict[str, Any]:
     """`rows` rows from the model after seeding; every row has the `conditions` values."""
     params = {k: v for k, v in request["params"].items() if k in SAMPLE_KEYS}
+    if "rare_category_replacement_method" in params:
+        from mostlyai.engine.domain import RareCategoryReplacementMethod
+
+        # the engine compares with the enum, whose values are upper case: a plain "sample" was ignored,
+        # so `_RARE_` came out of columns with rare categories (value protection, DP)
+        method = params["rare_category_replacement_method"]
+        params["rare_category_replacement_method"] = RareCategoryReplacementMethod(method.upper())
     rows, conditions = request["rows"], request["conditions"]
     with tempfile.TemporaryDirectory(prefix="argn-sample-") as tmp:
         ws = Path(tmp)

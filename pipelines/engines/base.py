@@ -16,6 +16,7 @@ from pipelines.io import atomic_path, sha256_file, verify_sha256
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
+    from pipelines.config.sections import PrivacyConfig
     from pipelines.tableset import Layout, Tables
 
 
@@ -78,6 +79,14 @@ class Engine:
     def param_problems(self, params: dict[str, Any]) -> list[str]:
         """Values in `fit.params` the engine would reject (config validation; no library import)."""
         return []
+
+    def privacy_problems(self, params: dict[str, Any], privacy: PrivacyConfig | None) -> list[str]:
+        """Where `fit.params` contradicts `fit.privacy` or voids a DP guarantee (engines with DP)."""
+        return []
+
+    def privacy_spent(self, model: Any) -> dict[str, Any] | None:
+        """The epsilon and delta the fitted model reached, as the engine reports them; None: no DP."""
+        return None
 
     def env_state(self) -> dict[str, Any] | None:
         """Its own environment (lock, path, built or not), or None when it runs in the platform's."""

@@ -6,7 +6,7 @@ A new gate is one module (a class with `name`, `param`, `applies` and `evaluate`
 
 from __future__ import annotations
 
-from pipelines.gates import bias, canaries, constraints, contract, keys, pii, privacy, quality, types, utility
+from pipelines.gates import bias, canaries, constraints, contract, dp, keys, pii, privacy, quality, types, utility
 from pipelines.gates.base import Gate
 
 GATES: list[Gate] = [
@@ -29,6 +29,7 @@ GATES: list[Gate] = [
     bias.BIAS,
     bias.BIAS_SHARE,
     canaries.Canaries(),
+    dp.PrivacyBudget(),
 ]
 
 

@@ -86,6 +86,11 @@ class Manifest(Model):
     gx: dict[str, Any] = Field(description="the release suite and its result, as validate recorded them")
     blend: BlendSummary
     records: dict[str, str] = Field(description="sha256 of each upstream run record")
+    privacy: dict[str, Any] | None = Field(
+        default=None,
+        description="differential privacy of the model: dp, target and spent epsilon/delta, the dataset's ledger "
+        "totals and budget (pipelines/dp.py); None in manifests written before DP was recorded",
+    )
     runner: dict[str, str] = Field(description="dvc | airflow | cli, with Airflow's dag_id/run_id")
 
     def outputs(self) -> list[FileRef]:

@@ -87,6 +87,11 @@ class FitRecord(StageRecord):
     pii: dict[str, Any] = Field(description="the PII plan: protected columns, kinds, evidence, policy")
     constraints: list[dict[str, Any]] = Field(description="business rules given to the engine")
     domain: dict[str, Any] = Field(description="value domain of the learned columns (conditions are checked on it)")
+    privacy: dict[str, Any] | None = Field(
+        default=None,
+        description="differential privacy: dp, target and spent epsilon/delta, the dataset's ledger totals after "
+        "this model (pipelines/dp.py); None in records written before DP was recorded",
+    )
 
     def inputs(self, upstream: Mapping[str, StageRecord]) -> list[FileRef]:
         return [self.train.ref("train"), FileRef("metadata", self.metadata.path, self.metadata.sha256)]
