@@ -101,7 +101,7 @@ class DatasetConfig(StrictModel):
         if not relational and not info.single_table:
             return [f"fit.synthesizer: '{info.name}' fits several tables; declare them in source.tables"]
         if relational:  # what relational datasets may ask is checked in _relational_problems
-            return []
+            return engines.REGISTRY[self.fit.synthesizer].relational_problems(self)
         asks = {
             "fit.constraints": bool(self.fit.constraints) and not info.constraints and "business rules",
             "generate.conditions": bool(self.generate.conditions) and not info.conditions and "conditional sampling",

@@ -36,6 +36,8 @@ class EngineInfo:
     dp: bool = False
     environment: str | None = None
     """The engine's own locked environment (engines/envs/<name>/); None: the platform's virtualenv."""
+    multi_table_limits: str | None = None
+    """Which table sets a multi-table engine fits, when not every one (e.g. two tables, one key)."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (fit record, manifest, MLflow)."""
@@ -51,6 +53,7 @@ class EngineInfo:
                 "constraints": self.constraints,
                 "dp": self.dp,
             },
+            **({"multi_table_limits": self.multi_table_limits} if self.multi_table_limits else {}),
         }
 
 
@@ -77,6 +80,10 @@ class Engine:
 
     def param_problems(self, params: dict[str, Any]) -> list[str]:
         """Values in `fit.params` the engine would reject (config validation; no library import)."""
+        return []
+
+    def relational_problems(self, cfg: DatasetConfig) -> list[str]:
+        """Why a multi-table engine cannot fit this relational dataset's shape (config validation)."""
         return []
 
     def env_state(self) -> dict[str, Any] | None:
