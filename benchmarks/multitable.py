@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -121,11 +122,14 @@ def main() -> int:
     import logging
     import warnings
 
+    from pipelines.sources import ROOTS_ENV
+
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     params = {"tabular_argn": {"max_epochs": args.argn_epochs}}
     results = []
     with tempfile.TemporaryDirectory(prefix="synthgate-multitable-") as tmp:
+        os.environ[ROOTS_ENV] = tmp  # the slice lives beside the workspaces, outside the repository
         src = _slice(Path(tmp) / "planes_flights")
         for engine in args.engines.split(","):
             results.append(run_engine(Path(tmp), src, engine, params.get(engine, {})))

@@ -16,6 +16,7 @@ import pytest
 from pipelines import engines
 from pipelines.engines import SampleRequest, argn_sets
 from pipelines.engines.argn import ENGINE
+from pipelines.engines.sequences import fresh_keys
 from pipelines.errors import ConfigError, InvalidInputError
 from pipelines.io import read_json
 from pipelines.paths import paths_for
@@ -123,10 +124,11 @@ def test_a_missing_foreign_key_is_refused_at_fit(make_workspace, src):
 
 
 def test_fresh_keys_follow_the_regex_or_name_the_table():
-    assert argn_sets.fresh_keys(3, "[A-Z]{2}", "t") == ["AA", "AB", "AC"]
-    assert argn_sets.fresh_keys(3, "[0-9]{1}", "planes") == ["0", "1", "2"]
-    assert argn_sets.fresh_keys(12, "[0-9]{1}", "planes")[-1] == "planes_11"  # 10 strings are too few
-    assert argn_sets.fresh_keys(2, None, "planes") == ["planes_0", "planes_1"]
+    assert fresh_keys(3, "[A-Z]{2}", "t") == ["AA", "AB", "AC"]
+    assert fresh_keys(3, "[0-9]{1}", "planes") == ["0", "1", "2"]
+    assert fresh_keys(2, "[0-9]{1}", "planes", start=4) == ["4", "5"]  # a later shard's keys
+    assert fresh_keys(12, "[0-9]{1}", "planes")[-1] == "planes_11"  # 10 strings are too few
+    assert fresh_keys(2, None, "planes") == ["planes_0", "planes_1"]
 
 
 def test_sampled_children_are_rekeyed_to_their_sampled_parents(tmp_path):

@@ -19,6 +19,7 @@ from pipelines.engines.argn_sets import encodings
 from pipelines.engines.base import EngineInfo, SampleRequest
 from pipelines.engines.envs import EngineEnv
 from pipelines.engines.external import ExternalEngine, ExternalModel
+from pipelines.engines.sequences import length_stats
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -113,6 +114,8 @@ class TabularArgn(ExternalEngine):
         params = {**DEFAULTS, **cfg.fit.params}
         if lay.relational:
             parts = argn_sets.fit_parts(train, md, cfg)
+        elif cfg.source.sequence:
+            parts = argn_sets.sequence_parts(train[lay.main], md, cfg, lay.main)
         else:
             key = md[lay.main].get("primary_key")
             df = train[lay.main]
@@ -132,10 +135,20 @@ class TabularArgn(ExternalEngine):
             "seed": cfg.seed,
             "library": response["library"],
         }
-        if lay.relational:
+        if lay.relational or cfg.source.sequence:
             manifest["tables"] = {part.dir: part.describe(md) for part in parts}
             manifest["training"] = argn_sets.training_summary(response["training"])
-        else:
+        if cfg.source.sequence:
+            seq, df = cfg.source.sequence, train[lay.main]
+            manifest["sequence"] = {
+                "key": seq.key,
+                "context_columns": list(seq.context_columns),
+                "regex": md[lay.main]["columns"][seq.key].get("regex_format"),
+                "stats": length_stats(df, seq.key),
+                "columns": list(df.columns),
+                "dtypes": {c: str(t) for c, t in df.dtypes.items()},
+            }
+        if not manifest.get("tables"):
             part = parts[0]
             manifest |= {
                 "encoding_types": part.encodings,
@@ -149,11 +162,17 @@ class TabularArgn(ExternalEngine):
     def sample(self, model: ExternalModel, request: SampleRequest) -> Tables:
         if "tables" not in model.manifest:
             return super().sample(model, request)
+        sequences = "sequence" in model.manifest
         with tempfile.TemporaryDirectory(prefix=f"{self.info.name}-sample-") as tmp:
             work = Path(tmp)
-            parts = argn_sets.sample_parts(model.manifest, request, work)
+            if sequences:
+                parts = argn_sets.sequence_sample_parts(model.manifest, request, work)
+            else:
+                parts = argn_sets.sample_parts(model.manifest, request, work)
             folder, params = str(model.folder), model.manifest["params"]
             self.call("sample", {"model_dir": folder, "seed": request.seed, "params": params, "parts": parts}, work)
+            if sequences:
+                return argn_sets.read_sequences(model.manifest, work, request.main, request.first_key)
             return argn_sets.read_sampled(model.manifest, work)
 
 
@@ -164,6 +183,7 @@ ENGINE = TabularArgn(
         "Apache-2.0",
         PARAMS,
         multi_table=True,
+        sequences=True,
         conditions=True,
         dp=True,
         environment="tabularargn",

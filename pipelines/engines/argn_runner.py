@@ -68,7 +68,7 @@ def _training_summary(progress: Path) -> dict[str, Any]:
 
 
 def _files(part: dict[str, Any]) -> tuple[str, ...]:
-    return MODEL_FILES + (CONTEXT_FILES if part.get("context") else ())
+    return MODEL_FILES + (CONTEXT_FILES if part.get("context") or part.get("context_key") else ())
 
 
 def _fit_part(part: dict[str, Any], params: dict[str, Any], seed: int, model_dir: Path) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import InvalidInputError
+from pipelines.engines.sequences import fresh_keys
+from pipelines.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,19 +152,6 @@ def sample_parts(manifest: dict[str, Any], request: SampleRequest, work: Path) -
     ]
 
 
-def fresh_keys(count: int, regex: str | None, table: str) -> list[str]:
-    """`count` distinct keys in order: the regex's first strings (shaped like the real keys), or
-    `<table>_<n>` when there is no regex or it has too few strings."""
-    if regex:
-        from rdt.transformers.utils import strings_from_regex
-
-        generator, size = strings_from_regex(regex)
-        if size >= count:
-            return [next(generator) for _ in range(count)]
-    width = len(str(max(count - 1, 0)))
-    return [f"{table}_{i:0{width}d}" for i in range(count)]
-
-
 def read_sampled(manifest: dict[str, Any], work: Path) -> Tables:
     """The sampled parent and child tables with fresh keys, the train tables' columns and dtypes."""
     import pandas as pd
@@ -184,6 +172,62 @@ def read_sampled(manifest: dict[str, Any], work: Path) -> Tables:
         top["table"]: restore_dtypes(parent, top["columns"], top["dtypes"]),
         sub["table"]: restore_dtypes(child, sub["columns"], sub["dtypes"]),
     }
+
+
+def sequence_parts(df: pd.DataFrame, metadata: dict[str, Any], cfg: DatasetConfig, table: str) -> list[Part]:
+    """A sequence dataset as a set: the entities (key and context columns) fitted flat, the events
+    per entity with the entity as context; with no context columns, the events alone, per key.
+    A datetime index is encoded as the time since the entity's previous event (TABULAR_DATETIME_RELATIVE),
+    so a sequence is drawn in order."""
+    seq = cfg.source.sequence
+    if seq is None:  # config validation sends only sequence datasets here
+        raise ConfigError([f"datasets.{cfg.name}.source.sequence: not set"])
+    context = list(seq.context_columns)
+    events = df.drop(columns=context)
+    coded = encodings(metadata[table], events, {seq.key})
+    if coded.get(seq.index) == "TABULAR_DATETIME":
+        coded[seq.index] = "TABULAR_DATETIME_RELATIVE"
+    if not context:
+        return [Part("child", table, events, coded, None, seq.key)]
+    entities = df[[seq.key, *context]].drop_duplicates(seq.key).reset_index(drop=True)
+    top = Part("parent", table, entities, encodings(metadata[table], entities, {seq.key}), seq.key)
+    return [top, Part("child", table, events, coded, None, seq.key, top)]
+
+
+def sequence_sample_parts(manifest: dict[str, Any], request: SampleRequest, work: Path) -> list[dict[str, Any]]:
+    """The runner's sample request for whole sequences: the entities (generated, or numbered keys
+    when there are no context columns), then every entity's events."""
+    import pandas as pd
+
+    from pipelines.engines.sequences import sequences_to_sample
+
+    count = sequences_to_sample(manifest["sequence"]["stats"], request)
+    entities = str(work / "parent.parquet")
+    events = {"dir": "child", "context": entities, "out": str(work / "child.parquet")}
+    if "parent" in manifest["tables"]:
+        return [{"dir": "parent", "rows": count, "conditions": {}, "out": entities}, events]
+    key = manifest["sequence"]["key"]
+    pd.DataFrame({key: [str(i) for i in range(count)]}).to_parquet(entities, index=False)
+    return [events]
+
+
+def read_sequences(manifest: dict[str, Any], work: Path, table: str, first_key: int) -> Tables:
+    """The sampled events with their entity's context columns, fresh keys from `first_key` on, and
+    the train table's columns and dtypes."""
+    import pandas as pd
+
+    from pipelines.engines.external import restore_dtypes
+    from pipelines.engines.sequences import rekey
+
+    seq = manifest["sequence"]
+    events = pd.read_parquet(work / "child.parquet")
+    events[seq["key"]] = events[seq["key"]].astype(str)
+    if seq["context_columns"]:
+        entities = pd.read_parquet(work / "parent.parquet")
+        entities[seq["key"]] = entities[seq["key"]].astype(str)
+        events = events.merge(entities, on=seq["key"], how="left", validate="many_to_one")
+    events = rekey(events, seq["key"], seq["regex"], table, first_key)
+    return {table: restore_dtypes(events, seq["columns"], seq["dtypes"])}
 
 
 def training_summary(training: dict[str, dict[str, Any]]) -> dict[str, Any]:

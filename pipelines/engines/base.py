@@ -31,6 +31,8 @@ class EngineInfo:
     """Constructor arguments accepted in `fit.params` (checked without importing the library)."""
     single_table: bool = True
     multi_table: bool = False
+    sequences: bool = False
+    """Fits an events table as whole sequences per entity (`source.sequence`)."""
     conditions: bool = False
     constraints: bool = False
     dp: bool = False
@@ -49,6 +51,7 @@ class EngineInfo:
             "supports": {
                 "single_table": self.single_table,
                 "multi_table": self.multi_table,
+                "sequences": self.sequences,
                 "conditions": self.conditions,
                 "constraints": self.constraints,
                 "dp": self.dp,
@@ -67,6 +70,8 @@ class SampleRequest:
     train_rows: int
     """Rows of the main table the model was fitted on (multi-table engines sample at a scale)."""
     conditions: dict[str, Any] = field(default_factory=dict)
+    first_key: int = 0
+    """Sequence datasets: the position of this shard's first entity key (keys never repeat across shards)."""
 
 
 class Engine:
