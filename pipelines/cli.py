@@ -189,7 +189,8 @@ def _cmd_engines(args: argparse.Namespace) -> int:
         return 0
     print(f"{'engine':<16} {'family':<15} {'licence':<11} {'runs in':<24} supports")
     for d in described:
-        supports = ", ".join(k for k, v in d["supports"].items() if v)
+        limits = f" ({d['multi_table_limits']})" if d.get("multi_table_limits") else ""
+        supports = ", ".join(k + (limits if k == "multi_table" else "") for k, v in d["supports"].items() if v)
         env = d["environment"]
         where = f"own env ({'built' if env['built'] else 'not built'})" if env else "platform venv"
         print(f"{d['name']:<16} {d['family']:<15} {d['licence']:<11} {where:<24} {supports}")

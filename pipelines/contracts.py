@@ -339,7 +339,8 @@ def build_set_suite(
     from pipelines.keys import key_columns
 
     if lay.single:
-        return build_suite(tables[lay.main], name, kind, identifiers=identifiers, dropped=dropped)
+        keys = [*identifiers, *key_columns(src, lay.main)]  # a sequence key: new values in the release
+        return build_suite(tables[lay.main], name, kind, identifiers=keys, dropped=dropped)
     exps = []
     for table, df in tables.items():
         keys = key_columns(src, table)

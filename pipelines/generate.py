@@ -144,11 +144,12 @@ def run_shard(
         main=lay.main,
         train_rows=tableset.rows_of(fit.train, lay),
         conditions=dict(shard.conditions),
+        first_key=shard.index * cfg.generate.shard_rows,  # sequences: a shard has at most shard_rows entities
     )
     started = time.perf_counter()
     tables = context["engine"].sample(context["model"], request)
     seconds = time.perf_counter() - started
-    if lay.shardable and len(tables[lay.main]) != shard.rows:
+    if lay.exact_rows and len(tables[lay.main]) != shard.rows:
         raise InvalidInputError(
             paths.rel(paths.model),
             [f"shard {shard.index}: sampled {len(tables[lay.main])} rows, expected {shard.rows}"],

@@ -18,7 +18,7 @@ from pipelines.sources import read_tables
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.config import DatasetConfig
+    from pipelines.config import DatasetConfig, SequenceConfig
     from pipelines.paths import DatasetPaths
     from pipelines.tableset import Layout, Tables
 
@@ -41,12 +41,38 @@ def check_tables(tables: Tables, cfg: DatasetConfig, lay: Layout) -> None:
             f"columns are {list(main.columns)}"
         )
     problems += [f"{lay.where(lay.main)}{m}" for m in cfg.missing_sensitive(main.columns)]
+    if cfg.source.sequence is not None:
+        problems += [f"{lay.where(lay.main)}{m}" for m in sequence_problems(main, cfg.source.sequence)]
     if len(main) < cfg.ingest.min_rows:
         problems.append(
             f"{lay.where(lay.main)}{len(main)} rows; at least ingest.min_rows={cfg.ingest.min_rows} are needed"
         )
     if problems:
         raise InvalidInputError(cfg.source.path, problems)
+
+
+def sequence_problems(df: pd.DataFrame, seq: SequenceConfig) -> list[str]:
+    """The key and index of a sequence dataset exist and are never missing; context columns are
+    constant within each sequence."""
+    named = {"key": seq.key, "index": seq.index}
+    named |= {f"context_columns[{i}]": c for i, c in enumerate(seq.context_columns)}
+    absent = [f"source.sequence.{role}: column '{c}' is not in the table" for role, c in named.items() if c not in df]
+    if absent:
+        return absent
+    problems = [
+        f"source.sequence.{role}: column '{c}' is missing in {int(df[c].isna().sum())} rows (every row needs one)"
+        for role, c in (("key", seq.key), ("index", seq.index))
+        if df[c].isna().any()
+    ]
+    for col in seq.context_columns:
+        varying = df.groupby(seq.key, dropna=True)[col].nunique(dropna=False)
+        varying = varying[varying > 1]
+        if len(varying):
+            problems.append(
+                f"source.sequence.context_columns: '{col}' changes within {len(varying)} sequences "
+                f"(e.g. {seq.key}={varying.index[0]!s}); a context column is constant per entity"
+            )
+    return problems
 
 
 def prepare(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:

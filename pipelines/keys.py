@@ -31,10 +31,12 @@ def keys_as_text(tables: Tables, src: SourceConfig) -> None:
 
 
 def key_columns(src: SourceConfig, table: str) -> list[str]:
-    """The key columns of a table: its declared primary key and its foreign keys (none undeclared)."""
+    """The key columns of a table: its declared primary key and its foreign keys, or a sequence
+    dataset's entity key (none undeclared)."""
     spec = src.tables.get(table)
     cols = [spec.primary_key] if spec and spec.primary_key else []
     cols += [r.child_key for r in src.relationships if r.child == table]
+    cols += [src.sequence.key] if src.sequence else []  # a sequence dataset's one table
     return list(dict.fromkeys(cols))
 
 

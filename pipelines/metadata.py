@@ -59,6 +59,12 @@ def detect(tables: Tables, src: SourceConfig) -> dict[str, Any]:
             md.set_primary_key(spec.primary_key, name)
     for rel in src.relationships:
         md.add_relationship(rel.parent, rel.child, rel.parent_key, rel.child_key)
+    if src.sequence:  # one events table: its entity key is an id, its index orders each sequence
+        (name, df), seq = next(iter(tables.items())), src.sequence
+        regex = keys.key_regex(df[seq.key])
+        md.update_column(seq.key, name, sdtype="id", **({"regex_format": regex} if regex else {}))
+        md.set_sequence_key(seq.key, name)
+        md.set_sequence_index(seq.index, name)
     md.validate()
     return md.to_dict()
 

@@ -42,7 +42,11 @@ class SynthesizerModel(mlflow.pyfunc.PythonModel):
         signature from it.
         """
         num_rows = int(model_input["num_rows"].iloc[0])
-        out = self._synth.sample(num_rows)
+        sequences = getattr(self._synth, "synthgate_sequences", None)  # PAR: whole sequences, about num_rows rows
+        if sequences:
+            out = self._synth.sample_sequences(max(1, round(num_rows / sequences["mean_length"])))
+        else:
+            out = self._synth.sample(num_rows)
         return next(iter(out.values())) if isinstance(out, dict) else out
 
 

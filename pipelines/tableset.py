@@ -39,6 +39,8 @@ class Layout:
     names: tuple[str, ...]
     main: str
     single: bool
+    sequence_key: str | None = None
+    """Sequence datasets: the column naming each row's entity (rows are split and sampled by entity)."""
 
     @property
     def relational(self) -> bool:
@@ -50,6 +52,11 @@ class Layout:
         """Whether rows can be sampled in independent shards (not when keys tie tables together)."""
         return self.single
 
+    @property
+    def exact_rows(self) -> bool:
+        """Whether a shard has exactly the rows asked (not for sequences: their lengths are sampled)."""
+        return self.shardable and self.sequence_key is None
+
     def where(self, table: str) -> str:
         """A message prefix naming the table (empty for a single table: the file says it all)."""
         return "" if self.single else f"table '{table}': "
@@ -59,7 +66,8 @@ def layout(cfg: DatasetConfig) -> Layout:
     """The layout of a dataset: `source.tables` (relational) or one table named like the dataset."""
     if cfg.source.tables:
         return Layout(tuple(cfg.source.tables), cfg.source.main_table or "", single=False)
-    return Layout((cfg.name,), cfg.name, single=True)
+    key = cfg.source.sequence.key if cfg.source.sequence else None
+    return Layout((cfg.name,), cfg.name, single=True, sequence_key=key)
 
 
 def table_path(base: Path, table: str) -> Path:
@@ -219,6 +227,9 @@ def split(tables: Tables, cfg: DatasetConfig, lay: Layout) -> tuple[Tables, Tabl
     """
     from pipelines import keys
 
+    if lay.sequence_key:
+        main_train, main_holdout = split_sequences(tables[lay.main], lay.sequence_key, cfg)
+        return {lay.main: main_train}, {lay.main: main_holdout}, None
     main_train, main_holdout, strat = split_frame(tables[lay.main], cfg.ingest.holdout_fraction, cfg.seed, cfg.target)
     train, holdout = dict(tables), {lay.main: main_holdout}
     train[lay.main] = main_train
@@ -228,6 +239,19 @@ def split(tables: Tables, cfg: DatasetConfig, lay: Layout) -> tuple[Tables, Tabl
         holdout[rel.child] = child.loc[held].reset_index(drop=True)
         train[rel.child] = child.loc[~held].reset_index(drop=True)
     return train, holdout, strat
+
+
+def split_sequences(df: pd.DataFrame, key: str, cfg: DatasetConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deterministic split of whole sequences: `holdout_fraction` of the entities go to holdout, each
+    side sorted by entity and then by the sequence index (stable: ties keep the source order)."""
+    import pandas as pd
+
+    entities = sorted(df[key].dropna().astype(str).unique())
+    _, held, _ = split_frame(pd.DataFrame({key: entities}), cfg.ingest.holdout_fraction, cfg.seed)
+    index = cfg.source.sequence.index if cfg.source.sequence else key
+    ordered = df.sort_values([key, index], kind="stable").reset_index(drop=True)
+    in_holdout = ordered[key].astype(str).isin(set(held[key]))
+    return ordered[~in_holdout].reset_index(drop=True), ordered[in_holdout].reset_index(drop=True)
 
 
 def _stratify_column(df: pd.DataFrame, target: str | None) -> str | None:

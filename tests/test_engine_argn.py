@@ -32,7 +32,7 @@ def test_registry_describes_tabular_argn():
     info = engines.get("tabular_argn").info
     assert info.licence == "Apache-2.0" and info.environment == "tabularargn"
     assert info.single_table and info.conditions and info.dp
-    assert not info.multi_table and not info.constraints
+    assert info.multi_table and not info.constraints  # multi_table: a parent and one child (test_engine_argn_multi)
     assert info.describe()["runs_in"] == "own environment tabularargn"
 
 

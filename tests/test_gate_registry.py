@@ -115,13 +115,14 @@ def test_gate_names_are_unique(toy):
 
 
 def test_every_threshold_is_a_param_or_a_named_constant():
-    from pipelines.gates import contract, keys, pii
+    from pipelines.gates import contract, keys, pii, sequences
 
     fields = GatesConfig.model_fields
     assert all(g.param is None or g.param in fields for g in registry.GATES)
     fixed = {g.name for g in registry.GATES if g.param is None}
-    assert fixed == {"primary_keys", "pii_replay", "synthetic_rows"}
+    assert fixed == {"primary_keys", "pii_replay", "synthetic_rows", "sequence_order"}
     assert (keys.PRIMARY_KEYS_MIN, pii.PII_REPLAY_MAX, contract.MIN_SYNTHETIC_ROWS) == (1.0, 0, 1)
+    assert sequences.SEQUENCE_ORDER_MIN == 1.0
     assert set(defaults()["gates"]) == set(fields)  # params.yaml lists every gates field (DVC reads it)
 
 

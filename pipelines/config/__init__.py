@@ -42,7 +42,7 @@ from pipelines.config.sections import (
     PiiConfig,
     PiiKind,
 )
-from pipelines.config.source import Relationship, SourceConfig, TableSource
+from pipelines.config.source import Relationship, SequenceConfig, SourceConfig, TableSource
 
 __all__ = [
     "DATASET_REQUIRED",
@@ -60,6 +60,7 @@ __all__ = [
     "PiiConfig",
     "PiiKind",
     "Relationship",
+    "SequenceConfig",
     "SourceConfig",
     "TableSource",
     "apply_overrides",

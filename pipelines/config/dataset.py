@@ -94,6 +94,10 @@ class DatasetConfig(StrictModel):
 
         info = engines.REGISTRY[self.fit.synthesizer].info
         relational = layout(self).relational
+        if self.source.sequence is not None:
+            return self._sequence_problems(info)
+        if info.sequences and not info.single_table:
+            return [f"fit.synthesizer: '{info.name}' fits sequences; declare them in source.sequence"]
         if relational and not info.multi_table:
             multi = [n for n, e in engines.REGISTRY.items() if e.info.multi_table]
             return [
@@ -102,7 +106,7 @@ class DatasetConfig(StrictModel):
         if not relational and not info.single_table:
             return [f"fit.synthesizer: '{info.name}' fits several tables; declare them in source.tables"]
         if relational:  # what relational datasets may ask is checked in _relational_problems
-            return []
+            return engines.REGISTRY[self.fit.synthesizer].relational_problems(self)
         asks = {
             "fit.constraints": bool(self.fit.constraints) and not info.constraints and "business rules",
             "generate.conditions": bool(self.generate.conditions) and not info.conditions and "conditional sampling",
@@ -126,6 +130,20 @@ class DatasetConfig(StrictModel):
                 "or set fit.privacy: null)"
             ]
         return [f"fit.{p}" for p in engine.privacy_problems(self.fit.params, privacy)]
+    def _sequence_problems(self, info: Any) -> list[str]:
+        """A sequence dataset needs a sequence engine and is generated as whole sequences, unconditioned."""
+        from pipelines import engines
+
+        if not info.sequences:
+            able = [n for n, e in engines.REGISTRY.items() if e.info.sequences]
+            return [f"fit.synthesizer: '{info.name}' does not fit sequences (source.sequence); use one of {able}"]
+        unsupported = {
+            "generate.conditions": bool(self.generate.conditions),
+            "blend.strategy": self.blend.strategy != "synthetic_only",
+            "fit.constraints": bool(self.fit.constraints),
+            "gates.canaries": self.gates.canaries > 0,
+        }
+        return [f"{key}: not supported for sequence datasets" for key, asked in unsupported.items() if asked]
 
     def _relational_problems(self) -> list[str]:
         unsupported = {

@@ -311,6 +311,13 @@ class GatesConfig(StrictModel):
         le=1,
         description="relational: share of non-missing synthetic foreign keys that must match a parent row",
     )
+    sequence_length_min: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="sequence datasets: lowest KSComplement of the rows per entity, synthetic vs train (1 = the "
+        "same distribution of sequence lengths); the sequence_length gate passes when score >= this",
+    )
     minority_recall_ratio_min: float = Field(
         default=0.5,
         ge=0,

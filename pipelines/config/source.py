@@ -32,6 +32,26 @@ class Relationship(StrictModel):
         return f"{self.child}.{self.child_key} -> {self.parent}.{self.parent_key}"
 
 
+class SequenceConfig(StrictModel):
+    """An events table holding one ordered sequence of rows per entity (e.g. flights per tail number)."""
+
+    key: str = Field(description="the column naming the entity each row belongs to (one sequence per value)")
+    index: str = Field(description="the column that orders the rows of a sequence (a date, time or number)")
+    context_columns: tuple[str, ...] = Field(
+        default=(),
+        strict=False,
+        description="columns that describe the entity, constant within a sequence (e.g. the airline of a plane)",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_columns(self) -> SequenceConfig:
+        named = [self.key, self.index, *self.context_columns]
+        twice = sorted({c for c in named if named.count(c) > 1})
+        if twice:
+            raise ValueError(f"columns {twice} are named twice (key, index and context_columns must differ)")
+        return self
+
+
 class SourceConfig(StrictModel):
     """Where the real data comes from."""
 
@@ -49,6 +69,11 @@ class SourceConfig(StrictModel):
     main_table: str | None = Field(
         default=None, description="relational datasets: the fact table (split, privacy and utility gates)"
     )
+    sequence: SequenceConfig | None = Field(
+        default=None,
+        description="sequence datasets: the entity key and order column of an events table, e.g. "
+        "{key: tailnum, index: time_hour}; generated as whole sequences by a sequence engine (par, tabular_argn)",
+    )
 
     @model_validator(mode="after")
     def _sql_needs_url(self) -> SourceConfig:
@@ -60,6 +85,8 @@ class SourceConfig(StrictModel):
 
     @model_validator(mode="after")
     def _relational_schema(self) -> SourceConfig:
+        if self.sequence is not None and self.tables:
+            raise ValueError("`sequence` describes one events table: it cannot be combined with `tables`")
         if not self.tables:
             if self.relationships or self.main_table:
                 raise ValueError("`relationships` and `main_table` need `tables` (a relational dataset)")

@@ -1,4 +1,5 @@
-"""MOSTLY AI's TabularARGN (mostlyai-engine, Apache-2.0), one table, in its own environment.
+"""MOSTLY AI's TabularARGN (mostlyai-engine, Apache-2.0), in its own environment: one table, or a
+parent table and one child table linked by one foreign key (`argn_sets`).
 
 It trains from scratch on CPU (no model download). Training is reproducible with a fixed seed and
 an epoch limit (`max_epochs`); a time cap (`max_training_time`) is not, so none is set by default.
@@ -13,9 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.engines.base import EngineInfo
+from pipelines.engines import argn_sets
+from pipelines.engines.argn_sets import encodings
+from pipelines.engines.base import EngineInfo, SampleRequest
 from pipelines.engines.envs import EngineEnv
 from pipelines.engines.external import ExternalEngine, ExternalModel
+from pipelines.engines.sequences import length_stats
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -47,15 +51,6 @@ PARAMS = frozenset(
         "sampling_top_p",
     }
 )
-ENCODINGS = {
-    "numerical": "TABULAR_NUMERIC_AUTO",
-    "categorical": "TABULAR_CATEGORICAL",
-    "boolean": "TABULAR_CATEGORICAL",
-    "ordinal": "TABULAR_CATEGORICAL",
-    "datetime": "TABULAR_DATETIME",
-    "id": "TABULAR_CHARACTER",
-}
-"""The committed metadata's sdtypes as encoding types (every engine sees the same column types)."""
 
 
 def _number(value: Any, low: float, high: float | None = None, integer: bool = False, zero: bool = False) -> bool:
@@ -148,7 +143,8 @@ def privacy_problems(params: dict[str, Any], privacy: PrivacyConfig | None) -> l
 
 
 class TabularArgn(ExternalEngine):
-    """TabularARGN on the main table; the model is the folder generation needs, tarred."""
+    """TabularARGN on the main table, or on a parent table and one child table (`argn_sets`);
+    the model is the folder generation needs, tarred."""
 
     def param_problems(self, params: dict[str, Any]) -> list[str]:
         return param_problems(params)
@@ -167,32 +163,29 @@ class TabularArgn(ExternalEngine):
             "epsilon_last_step": training["dp_eps"],
             "delta": training["dp_delta"],
         }
+    def relational_problems(self, cfg: DatasetConfig) -> list[str]:
+        return argn_sets.shape_problems(cfg)
 
     def fit(self, train: Tables, metadata: Any, cfg: DatasetConfig, lay: Layout) -> ExternalModel:
-        df = train[lay.main]
-        table = metadata.to_dict()["tables"][lay.main]
-        columns = table["columns"]
-        key = table.get("primary_key")
-        encodings = {c: ENCODINGS.get(columns[c]["sdtype"], "AUTO") for c in df.columns if c != key}
+        md = metadata.to_dict()["tables"]
         params = {**DEFAULTS, **cfg.fit.params}
         dp = dp_settings(params, cfg.fit.privacy)
         if dp is not None:
             params["differential_privacy"] = dp
+        if lay.relational:
+            parts = argn_sets.fit_parts(train, md, cfg)
+        elif cfg.source.sequence:
+            parts = argn_sets.sequence_parts(train[lay.main], md, cfg, lay.main)
+        else:
+            key = md[lay.main].get("primary_key")
+            df = train[lay.main]
+            parts = [argn_sets.Part("", lay.main, df, encodings(md[lay.main], df, {key}), key)]
         model_tmp = tempfile.TemporaryDirectory(prefix=f"{self.info.name}-model-")
         with tempfile.TemporaryDirectory(prefix=f"{self.info.name}-fit-") as tmp:
             work = Path(tmp)
-            df.to_parquet(work / "train.parquet", index=False)
+            request = [part.request(work) for part in parts]
             response = self.call(
-                "fit",
-                {
-                    "train": str(work / "train.parquet"),
-                    "model_dir": model_tmp.name,
-                    "seed": cfg.seed,
-                    "params": params,
-                    "encoding_types": encodings,
-                    "primary_key": key,
-                },
-                work,
+                "fit", {"model_dir": model_tmp.name, "seed": cfg.seed, "params": params, "parts": request}, work
             )
         env = self.env.describe()
         manifest = {
@@ -200,13 +193,47 @@ class TabularArgn(ExternalEngine):
             "environment": {k: env[k] for k in ("name", "lock", "lock_sha256")},
             "params": params,
             "seed": cfg.seed,
-            "encoding_types": encodings,
-            "primary_key": key,
-            "columns": list(df.columns),
-            "dtypes": {c: str(t) for c, t in df.dtypes.items()},
-            **response,
+            "library": response["library"],
         }
+        if lay.relational or cfg.source.sequence:
+            manifest["tables"] = {part.dir: part.describe(md) for part in parts}
+            manifest["training"] = argn_sets.training_summary(response["training"])
+        if cfg.source.sequence:
+            seq, df = cfg.source.sequence, train[lay.main]
+            manifest["sequence"] = {
+                "key": seq.key,
+                "context_columns": list(seq.context_columns),
+                "regex": md[lay.main]["columns"][seq.key].get("regex_format"),
+                "stats": length_stats(df, seq.key),
+                "columns": list(df.columns),
+                "dtypes": {c: str(t) for c, t in df.dtypes.items()},
+            }
+        if not manifest.get("tables"):
+            part = parts[0]
+            manifest |= {
+                "encoding_types": part.encodings,
+                "primary_key": part.primary_key,
+                "columns": list(part.frame.columns),
+                "dtypes": {c: str(t) for c, t in part.frame.dtypes.items()},
+                "training": response["training"][""],
+            }
         return ExternalModel(Path(model_tmp.name), manifest, model_tmp)
+
+    def sample(self, model: ExternalModel, request: SampleRequest) -> Tables:
+        if "tables" not in model.manifest:
+            return super().sample(model, request)
+        sequences = "sequence" in model.manifest
+        with tempfile.TemporaryDirectory(prefix=f"{self.info.name}-sample-") as tmp:
+            work = Path(tmp)
+            if sequences:
+                parts = argn_sets.sequence_sample_parts(model.manifest, request, work)
+            else:
+                parts = argn_sets.sample_parts(model.manifest, request, work)
+            folder, params = str(model.folder), model.manifest["params"]
+            self.call("sample", {"model_dir": folder, "seed": request.seed, "params": params, "parts": parts}, work)
+            if sequences:
+                return argn_sets.read_sequences(model.manifest, work, request.main, request.first_key)
+            return argn_sets.read_sampled(model.manifest, work)
 
 
 ENGINE = TabularArgn(
@@ -215,9 +242,12 @@ ENGINE = TabularArgn(
         "autoregressive",
         "Apache-2.0",
         PARAMS,
+        multi_table=True,
+        sequences=True,
         conditions=True,
         dp=True,
         environment="tabularargn",
+        multi_table_limits=argn_sets.LIMITS,
     ),
     EngineEnv("tabularargn"),
     Path(__file__).with_name("argn_runner.py"),

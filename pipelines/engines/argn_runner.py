@@ -4,8 +4,15 @@
 JSON the request names. It imports nothing from `pipelines` (that is the platform's environment);
 pipelines/engines/argn.py builds the requests. Errors go to stderr with a non-zero exit code.
 
-fit:    {action, train (parquet), model_dir, seed, params, encoding_types, primary_key, response}
-sample: {action, model_dir, rows, seed, conditions, params, out (parquet), response}
+fit:    {action, model_dir, seed, params, parts, response}; each part (one model, in `model_dir/<dir>`):
+        {dir, train (parquet), encoding_types, primary_key, and for a child table fitted with its
+        parent as context: context_key, context: {train, encoding_types, primary_key}}
+sample: {action, model_dir, seed, params, parts, response}; each part: {dir, out (parquet), rows,
+        conditions} or, for a child, {dir, out, context (the parquet of the sampled parents)}
+
+A table set of a parent and one child is two parts: the parent fitted as a flat table, the child
+as sequences of rows per parent row (mostlyai-engine's context); at sampling, the parents are
+generated first and the children for every sampled parent.
 """
 
 from __future__ import annotations
@@ -28,6 +35,13 @@ MODEL_FILES = (
 )
 """What generation reads. Left behind: the training data copies, the optimizer state and the
 progress log (it holds wall-clock times, so the model's bytes would differ run to run)."""
+
+CONTEXT_FILES = (
+    "ModelStore/ctx-stats/stats.json",
+    "OriginalData/ctx-meta/encoding-types.json",
+    "OriginalData/ctx-meta/keys.json",
+)
+"""What generation reads besides MODEL_FILES for a model fitted with a context table."""
 
 TRAIN_KEYS = ("model", "max_epochs", "max_training_time", "batch_size", "gradient_accumulation_steps")
 SAMPLE_KEYS = ("sampling_temperature", "sampling_top_p", "rare_category_replacement_method")
@@ -62,21 +76,29 @@ def _training_summary(progress: Path) -> dict[str, Any]:
     return summary
 
 
-def fit(request: dict[str, Any]) -> dict[str, Any]:
-    """split, analyze, encode, train on a scratch workspace; copy the model files out."""
+def _files(part: dict[str, Any]) -> tuple[str, ...]:
+    return MODEL_FILES + (CONTEXT_FILES if part.get("context") or part.get("context_key") else ())
+
+
+def _fit_part(part: dict[str, Any], params: dict[str, Any], seed: int, model_dir: Path) -> dict[str, Any]:
+    """split, analyze, encode, train one model on a scratch workspace; copy its files to `model_dir`."""
     import pandas as pd
     from mostlyai.engine import analyze, encode, set_random_state, split, train
     from mostlyai.engine.domain import ModelType
 
-    params = request["params"]
     dp = _dp(params)
+    context = part.get("context") or {}
     with tempfile.TemporaryDirectory(prefix="argn-fit-") as tmp:
         ws = Path(tmp)
-        set_random_state(request["seed"])
+        set_random_state(seed)
         split(
-            tgt_data=pd.read_parquet(request["train"]),
-            tgt_primary_key=request.get("primary_key"),
-            tgt_encoding_types=request["encoding_types"],
+            tgt_data=pd.read_parquet(part["train"]),
+            tgt_primary_key=part.get("primary_key"),
+            tgt_encoding_types=part["encoding_types"],
+            tgt_context_key=part.get("context_key"),
+            ctx_data=pd.read_parquet(context["train"]) if context else None,
+            ctx_primary_key=context.get("primary_key"),
+            ctx_encoding_types=context.get("encoding_types"),
             model_type=ModelType.tabular,
             workspace_dir=ws,
         )
@@ -89,16 +111,51 @@ def fit(request: dict[str, Any]) -> dict[str, Any]:
             device="cpu",
             workspace_dir=ws,
         )
-        out = Path(request["model_dir"])
-        for rel in MODEL_FILES:
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(ws / rel, out / rel)
-        summary = _training_summary(ws / "ModelStore" / "model-data" / "progress-messages.csv")
-    return {"training": summary, "library": {p: version(p) for p in ("mostlyai-engine", "torch", "pandas")}}
+        for rel in _files(part):
+            (model_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ws / rel, model_dir / rel)
+        return _training_summary(ws / "ModelStore" / "model-data" / "progress-messages.csv")
+
+
+def fit(request: dict[str, Any]) -> dict[str, Any]:
+    """Fit every part in turn, each seeded with the request's seed plus its position."""
+    out = Path(request["model_dir"])
+    training = {
+        part["dir"]: _fit_part(part, request["params"], (request["seed"] + i) % 2**32, out / part["dir"])
+        for i, part in enumerate(request["parts"])
+    }
+    return {"training": training, "library": {p: version(p) for p in ("mostlyai-engine", "torch", "pandas")}}
+
+
+def _sample_part(part: dict[str, Any], params: dict[str, Any], seed: int, model_dir: Path) -> int:
+    """Generate one part's rows into `part['out']`: `rows` rows (every one with the `conditions`
+    values), or for a child the rows of every parent row of `part['context']`."""
+    with tempfile.TemporaryDirectory(prefix="argn-sample-") as tmp:
+        ws = Path(tmp)
+        for rel in _files(part):  # a fresh copy: generation writes into its workspace
+            (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(model_dir / rel, ws / rel)
+        import pandas as pd  # after the cheap checks: importing mostlyai.engine takes seconds
+        from mostlyai.engine import generate, set_random_state
+
+        set_random_state(seed)
+        conditions = part.get("conditions") or {}
+        if part.get("context"):
+            generate(ctx_data=pd.read_parquet(part["context"]), device="cpu", workspace_dir=ws, **params)
+        elif conditions:
+            seed_data = pd.DataFrame({c: [v] * part["rows"] for c, v in conditions.items()})
+            generate(seed_data=seed_data, device="cpu", workspace_dir=ws, **params)
+        else:
+            generate(sample_size=part["rows"], device="cpu", workspace_dir=ws, **params)
+        parts = sorted((ws / "SyntheticData").glob("*.parquet"))
+        df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    df.to_parquet(part["out"], index=False)
+    return len(df)
 
 
 def sample(request: dict[str, Any]) -> dict[str, Any]:
-    """`rows` rows from the model after seeding; every row has the `conditions` values."""
+    """Sample every part in turn (a child after the parents it reads), each seeded with the
+    request's seed plus its position."""
     params = {k: v for k, v in request["params"].items() if k in SAMPLE_KEYS}
     if "rare_category_replacement_method" in params:
         from mostlyai.engine.domain import RareCategoryReplacementMethod
@@ -107,25 +164,12 @@ def sample(request: dict[str, Any]) -> dict[str, Any]:
         # so `_RARE_` came out of columns with rare categories (value protection, DP)
         method = params["rare_category_replacement_method"]
         params["rare_category_replacement_method"] = RareCategoryReplacementMethod(method.upper())
-    rows, conditions = request["rows"], request["conditions"]
-    with tempfile.TemporaryDirectory(prefix="argn-sample-") as tmp:
-        ws = Path(tmp)
-        for rel in MODEL_FILES:  # a fresh copy: generation writes into its workspace
-            (ws / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(request["model_dir"]) / rel, ws / rel)
-        import pandas as pd  # after the cheap checks: importing mostlyai.engine takes seconds
-        from mostlyai.engine import generate, set_random_state
-
-        set_random_state(request["seed"])
-        if conditions:
-            seed_data = pd.DataFrame({c: [v] * rows for c, v in conditions.items()})
-            generate(seed_data=seed_data, device="cpu", workspace_dir=ws, **params)
-        else:
-            generate(sample_size=rows, device="cpu", workspace_dir=ws, **params)
-        parts = sorted((ws / "SyntheticData").glob("*.parquet"))
-        df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-    df.to_parquet(request["out"], index=False)
-    return {"rows": len(df)}
+    model_dir = Path(request["model_dir"])
+    rows = {
+        part["dir"]: _sample_part(part, params, (request["seed"] + i) % 2**32, model_dir / part["dir"])
+        for i, part in enumerate(request["parts"])
+    }
+    return {"rows": rows}
 
 
 def main(argv: list[str]) -> int:

@@ -32,11 +32,15 @@ class EngineInfo:
     """Constructor arguments accepted in `fit.params` (checked without importing the library)."""
     single_table: bool = True
     multi_table: bool = False
+    sequences: bool = False
+    """Fits an events table as whole sequences per entity (`source.sequence`)."""
     conditions: bool = False
     constraints: bool = False
     dp: bool = False
     environment: str | None = None
     """The engine's own locked environment (engines/envs/<name>/); None: the platform's virtualenv."""
+    multi_table_limits: str | None = None
+    """Which table sets a multi-table engine fits, when not every one (e.g. two tables, one key)."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (fit record, manifest, MLflow)."""
@@ -48,10 +52,12 @@ class EngineInfo:
             "supports": {
                 "single_table": self.single_table,
                 "multi_table": self.multi_table,
+                "sequences": self.sequences,
                 "conditions": self.conditions,
                 "constraints": self.constraints,
                 "dp": self.dp,
             },
+            **({"multi_table_limits": self.multi_table_limits} if self.multi_table_limits else {}),
         }
 
 
@@ -65,6 +71,8 @@ class SampleRequest:
     train_rows: int
     """Rows of the main table the model was fitted on (multi-table engines sample at a scale)."""
     conditions: dict[str, Any] = field(default_factory=dict)
+    first_key: int = 0
+    """Sequence datasets: the position of this shard's first entity key (keys never repeat across shards)."""
 
 
 class Engine:
@@ -87,6 +95,10 @@ class Engine:
     def privacy_spent(self, model: Any) -> dict[str, Any] | None:
         """The epsilon and delta the fitted model reached, as the engine reports them; None: no DP."""
         return None
+
+    def relational_problems(self, cfg: DatasetConfig) -> list[str]:
+        """Why a multi-table engine cannot fit this relational dataset's shape (config validation)."""
+        return []
 
     def env_state(self) -> dict[str, Any] | None:
         """Its own environment (lock, path, built or not), or None when it runs in the platform's."""

@@ -122,18 +122,9 @@ class ExternalEngine(Engine):
         with tempfile.TemporaryDirectory(prefix=f"{self.info.name}-sample-") as tmp:
             work = Path(tmp)
             out = work / "sample.parquet"
-            self.call(
-                "sample",
-                {
-                    "model_dir": str(model.folder),
-                    "rows": request.rows,
-                    "seed": request.seed,
-                    "conditions": dict(request.conditions),
-                    "params": model.manifest["params"],
-                    "out": str(out),
-                },
-                work,
-            )
+            part = {"dir": "", "rows": request.rows, "conditions": dict(request.conditions), "out": str(out)}
+            folder, params = str(model.folder), model.manifest["params"]
+            self.call("sample", {"model_dir": folder, "seed": request.seed, "params": params, "parts": [part]}, work)
             df = pd.read_parquet(out)
         return {request.main: restore_dtypes(df, model.manifest["columns"], model.manifest["dtypes"])}
 

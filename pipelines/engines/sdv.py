@@ -1,4 +1,4 @@
-"""SDV 2.0 adapters: the single-table synthesizers and HMA for table sets with keys.
+"""SDV 2.0 adapters: the single-table synthesizers, HMA for table sets with keys, PAR for sequences.
 
 SDV samples from a fixed internal seed, so the per-shard seed is applied here through its
 private seeding calls (`_set_random_state`, `_numpy_seed`): this module is the only place that
@@ -33,6 +33,8 @@ _TVAE = _COMMON | {
     "embedding_dim", "compress_dims", "decompress_dims", "l2scale", "batch_size", "epochs",
     "loss_factor", "enable_gpu",
 }  # fmt: skip
+
+_PAR = _COMMON | {"locales", "segment_size", "epochs", "sample_size", "cuda", "verbose"}
 
 
 def _gpu_available() -> bool:
@@ -141,6 +143,55 @@ class SdvHMA(_SdvEngine):
         return model.sample_scale(scale)
 
 
+@dataclass
+class SdvPAR(_SdvEngine):
+    """SDV's PAR: a GaussianCopula for each entity's context columns, then a recurrent network that
+    draws a whole sequence (its length too) per entity. The model is saved with the train split's
+    sequence statistics (a shard asks for rows / mean length sequences)."""
+
+    info: EngineInfo
+
+    def fit(self, train: Tables, metadata: Any, cfg: DatasetConfig, lay: Layout) -> Any:
+        from sdv.sequential import PARSynthesizer
+
+        from pipelines.engines.sequences import length_stats
+
+        seq = cfg.source.sequence
+        if seq is None:  # config validation refuses this before any work
+            raise ConfigError([f"datasets.{cfg.name}.fit.synthesizer: 'par' needs source.sequence"])
+        seed_everything(cfg.seed)
+        kwargs = {"cuda": _gpu_available(), **cfg.fit.params}
+        synth = PARSynthesizer(metadata, context_columns=list(seq.context_columns), **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            synth.fit({lay.main: train[lay.main]})
+        spec = metadata.tables[lay.main].columns[seq.key]
+        synth.synthgate_sequences = {
+            **length_stats(train[lay.main], seq.key),
+            "key": seq.key,
+            "regex": spec.get("regex_format"),
+        }
+        return synth
+
+    def sample(self, model: Any, request: SampleRequest) -> Tables:
+        """Whole sequences (about `rows` rows), entity keys fresh from `request.first_key` on."""
+        import numpy as np
+
+        from pipelines.engines.sequences import rekey, sequences_to_sample
+
+        stats = model.synthgate_sequences
+        seed_everything(request.seed)  # PAR's network samples with torch
+        model._context_synthesizer.reset_sampling()
+        model._context_synthesizer._set_random_state(request.seed)  # SDV exposes no public per-call seed
+        np.random.seed(request.seed % 2**32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = model.sample_sequences(sequences_to_sample(stats, request))
+        df = out[request.main] if isinstance(out, dict) else out
+        df = df.reset_index(drop=True)
+        return {request.main: rekey(df, stats["key"], stats["regex"], request.main, request.first_key)}
+
+
 def _single(name: str, cls_name: str, family: str, params: frozenset[str]) -> SdvSingleTable:
     info = EngineInfo(name, family, LICENCE, params, conditions=True, constraints=True)
     return SdvSingleTable(info, cls_name)
@@ -152,5 +203,6 @@ ENGINES: tuple[Engine, ...] = (
     _single("tvae", "TVAESynthesizer", "vae", _TVAE),
     _single("copulagan", "CopulaGANSynthesizer", "gan", _GAN | _COPULA),
     SdvHMA(EngineInfo("hma", "hierarchical", LICENCE, frozenset({"locales"}), single_table=False, multi_table=True)),
+    SdvPAR(EngineInfo("par", "autoregressive", LICENCE, _PAR, single_table=False, sequences=True)),
 )
 """The SDV adapters, in the order `synthgate engines` lists them."""

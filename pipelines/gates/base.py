@@ -89,7 +89,7 @@ class GateContext:
         """The main table's learned columns minus its keys: what utility compares and the report plots."""
         from pipelines.keys import key_columns
 
-        keys = set(key_columns(self.cfg.source, self.main)) if self.layout.relational else set()
+        keys = set(key_columns(self.cfg.source, self.main))
         return [c for c in self.learned[self.main] if c not in keys]
 
     def row_counts(self) -> dict[str, int]:

@@ -7,12 +7,15 @@ A new gate is one module (a class with `name`, `param`, `applies` and `evaluate`
 from __future__ import annotations
 
 from pipelines.gates import bias, canaries, constraints, contract, dp, keys, pii, privacy, quality, types, utility
+from pipelines.gates import sequences as seq
 from pipelines.gates.base import Gate
 
 GATES: list[Gate] = [
     contract.GxRelease(),
     keys.REFERENTIAL_INTEGRITY,
     keys.PRIMARY_KEYS,
+    seq.SEQUENCE_LENGTH,
+    seq.SEQUENCE_ORDER,
     pii.PiiReplay(),
     constraints.Constraints(),
     contract.SyntheticRows(),

@@ -151,7 +151,7 @@ def _roles(ctx: GateContext, table: str) -> tuple[dict[str, str], set[str]]:
     from pipelines.pii import PiiPlan
 
     plan = PiiPlan.from_dict(ctx.fit_record.get("pii")) if table == ctx.main else PiiPlan.from_dict(None)
-    keys = set(key_columns(ctx.cfg.source, table)) if ctx.layout.relational else set()
+    keys = set(key_columns(ctx.cfg.source, table))
     specs = _specs(ctx, table)
     roles = {}
     for col in ctx.train[table].columns:
