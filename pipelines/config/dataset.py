@@ -90,7 +90,10 @@ class DatasetConfig(StrictModel):
     def _engine_problems(self) -> list[str]:
         """The engine must support the dataset's kind (one table, or several with keys) and what it asks."""
         from pipelines import engines
+        from pipelines.engines import candidates
 
+        if self.fit.synthesizer == candidates.AUTO:
+            return candidates.resolve(self)[1]
         info = engines.REGISTRY[self.fit.synthesizer].info
         relational = layout(self).relational
         if relational and not info.multi_table:
