@@ -64,6 +64,12 @@ def run(dataset: str, rows: int | None, budget: float | None) -> dict[str, Any]:
         request = engines.SampleRequest(n, cfg.seed, lay.main, len(learned[lay.main]))
         synthetic = engine.sample(model, request)
         on_holdout[cand.engine] = select.score(holdout, synthetic, learned, md, cfg, lay)
+        print(  # progress: the selection of a large table takes a while
+            f"{dataset} {cand.engine} {cand.params}: fit {cand.fit_seconds} s (estimated {cand.estimated_s} s), "
+            f"validation composite {cand.composite}, holdout {on_holdout[cand.engine]['composite']}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     started = time.perf_counter()
     sel = select.select(learned, md, cfg, lay, on_fit=score_on_holdout)
