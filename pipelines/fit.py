@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pipelines import dp, engines, metadata, pii, tableset
+from pipelines.engines import candidates, select
 from pipelines.errors import InvalidInputError
 from pipelines.io import sha256_file, write_json
 from pipelines.records.base import FileEntry
@@ -43,22 +44,32 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     md = metadata.seen_only(metadata.without_columns(md, lay.main, plan.names), learned)
     sdtypes = {c: v.get("sdtype") for c, v in md.tables[lay.main].columns.items()}
     check_rules(cfg.fit.constraints, train[lay.main], sdtypes, f"datasets.{cfg.name}.fit", protected=plan.names)
-    engine = engines.get(cfg.fit.synthesizer)
+    auto = cfg.fit.synthesizer == candidates.AUTO
+    if auto:
+        candidates.candidates(cfg)  # a bad candidate list fails before any work
+    else:
+        engines.get(cfg.fit.synthesizer)
     with tracking.stage_run(cfg, paths, "fit") as handle:
+        chosen = select.select(learned, md, cfg, lay, log=True) if auto else None
+        fit_cfg = candidates.candidate_config(cfg, chosen.winner, chosen.params) if chosen else cfg
+        engine = engines.get(fit_cfg.fit.synthesizer)
         started = time.perf_counter()
-        model = engine.fit(learned, md, cfg, lay)
+        model = engine.fit(learned, md, fit_cfg, lay)
         fit_seconds = time.perf_counter() - started
         model_sha = engine.save(model, paths.model)
-        privacy = dp.fit_privacy(cfg, engine, model)
+        privacy = dp.fit_privacy(fit_cfg, engine, model)
         write_json(paths.model_metadata, md.to_dict())
         mlflow.log_params(
             {
-                "synthesizer": cfg.fit.synthesizer,
+                "synthesizer": fit_cfg.fit.synthesizer,
                 "seed": cfg.seed,
                 "tables": ",".join(sorted(train)),
-                **{f"synthesizer.{k}": str(v) for k, v in cfg.fit.params.items()},
+                **{f"synthesizer.{k}": str(v) for k, v in fit_cfg.fit.params.items()},
             }
         )
+        if chosen:
+            mlflow.log_params({"selection": candidates.AUTO, "selection.reason": chosen.reason[:6000]})
+            mlflow.log_dict(chosen.to_record(), "selection.json")
         mlflow.log_metrics(
             {
                 "fit_seconds": fit_seconds,
@@ -85,9 +96,9 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
         record = FitRecord(
             dataset=cfg.name,
             relational=lay.relational,
-            synthesizer=cfg.fit.synthesizer,
+            synthesizer=fit_cfg.fit.synthesizer,
             engine=engine.info.describe(),
-            params=dict(cfg.fit.params),
+            params=dict(fit_cfg.fit.params),
             seed=cfg.seed,
             train=ingest.train,
             holdout=FileEntry(path=ingest.holdout.path, sha256=ingest.holdout.sha256),
@@ -104,6 +115,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             constraints=rules_to_record(cfg.fit.constraints),
             domain=domain(learned[lay.main]),
             privacy=privacy,
+            selection=chosen.to_record() if chosen else None,
         )
         record.write(paths.record("fit"))
     return record.to_json()

@@ -220,6 +220,7 @@ def build_manifest(
             sha256=fit.model.sha256,
             registered_model=fit.model.registered_model,
             registered_version=fit.model.registered_version,
+            selection=fit.selection,
         ),
         gates=[GateVerdict.model_validate(g) for g in validation["gates"]],
         gx=records["validate"].gx.model_dump(mode="json"),

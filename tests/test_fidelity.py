@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.gates.floors import COMPARED, left_out, pair_trends
+from pipelines.fidelity import COMPARED, left_out, pair_trends
 from pipelines.gates.quality import COLUMN_SHAPE, PAIR_TREND
 from pipelines.tableset import split_frame
 from tests.conftest import DIAMONDS, HDMA, REPO, load, small_block

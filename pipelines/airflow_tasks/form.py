@@ -63,7 +63,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("rows", ("generate", "rows"), "Generate", "synthetic rows to sample"),
     Knob("shard_rows", ("generate", "shard_rows"), "Generate", "rows per shard (one mapped task each)"),
     Knob("seed", ("seed",), "Generate", "seed of the split, the fit and every shard"),
-    Knob("synthesizer", ("fit", "synthesizer"), "Fit", "the engine (`synthgate engines`)"),
+    Knob("synthesizer", ("fit", "synthesizer"), "Fit", "the engine (`synthgate engines`), or auto"),
     Knob("blend_strategy", ("blend", "strategy"), "Blend", "synthetic_only, or augment with real rows"),
     Knob("real_ratio", ("blend", "real_ratio"), "Blend", "augment: real train rows per synthetic row"),
     *gate_knobs(),

@@ -91,7 +91,10 @@ class DatasetConfig(StrictModel):
     def _engine_problems(self) -> list[str]:
         """The engine must support the dataset's kind (one table, or several with keys) and what it asks."""
         from pipelines import engines
+        from pipelines.engines import candidates
 
+        if self.fit.synthesizer == candidates.AUTO:
+            return candidates.resolve(self)[1]
         info = engines.REGISTRY[self.fit.synthesizer].info
         relational = layout(self).relational
         if self.source.sequence is not None:
@@ -130,6 +133,7 @@ class DatasetConfig(StrictModel):
                 "or set fit.privacy: null)"
             ]
         return [f"fit.{p}" for p in engine.privacy_problems(self.fit.params, privacy)]
+
     def _sequence_problems(self, info: Any) -> list[str]:
         """A sequence dataset needs a sequence engine and is generated as whole sequences, unconditioned."""
         from pipelines import engines

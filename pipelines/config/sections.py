@@ -102,8 +102,9 @@ class PrivacyConfig(StrictModel):
 def _engine_names(schema: dict[str, Any]) -> None:
     """The JSON schema of `fit.synthesizer` lists the engines registered when it is generated."""
     from pipelines import engines
+    from pipelines.engines.candidates import AUTO
 
-    schema["enum"] = list(engines.REGISTRY)
+    schema["enum"] = [*engines.REGISTRY, AUTO]
 
 
 class FitConfig(StrictModel):
@@ -111,7 +112,8 @@ class FitConfig(StrictModel):
 
     synthesizer: str = Field(
         default="gaussian_copula",
-        description="the engine that fits the data (`synthgate engines` lists them)",
+        description="the engine that fits the data (`synthgate engines` lists them), or `auto`: fit the "
+        "candidates within budget_s and keep the best on a validation slice of train (docs/engines.md)",
         json_schema_extra=_engine_names,
     )
     params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of that engine")
@@ -126,6 +128,26 @@ class FitConfig(StrictModel):
         description="differential privacy {epsilon, delta} for engines that support it (`synthgate engines`: dp); "
         "null: no DP guarantee (docs/engines.md 'Differential privacy')",
     )
+    candidates: tuple[str, ...] | None = Field(
+        default=None,
+        strict=False,
+        description="synthesizer auto: the engines it tries (ignored otherwise); null: every registered engine "
+        "allowed by licences that fits the dataset's kind (one table, or several with keys) and what it asks",
+    )
+    budget_s: float = Field(
+        default=600,
+        gt=0,
+        description="synthesizer auto: seconds of fitting shared by the candidates, turned into fixed epoch limits "
+        "by a measured cost model (never a time cap: the same inputs pick the same engine); the winner's "
+        "refit on the whole train split comes on top",
+    )
+    validation_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=0.9,
+        description="synthesizer auto: share of the train split carved off (seeded) to score the candidates on; "
+        "the holdout stays the gates' own",
+    )
     pii: PiiConfig = Field(default_factory=PiiConfig)
     constraints: tuple[ConstraintRule, ...] = Field(
         default=(), strict=False, description="business rules enforced at fit time and gated before release"
@@ -134,7 +156,13 @@ class FitConfig(StrictModel):
     @model_validator(mode="after")
     def _known_params(self) -> FitConfig:
         from pipelines import engines
+        from pipelines.engines.candidates import AUTO, candidate_problems
 
+        if self.synthesizer == AUTO:
+            bad = candidate_problems(self)
+            if bad:
+                raise ValueError("; ".join(bad))
+            return self._unique_rules()
         if self.synthesizer not in engines.REGISTRY:
             raise ValueError(
                 f"synthesizer {self.synthesizer!r} is not a known engine (known: {', '.join(engines.REGISTRY)})"
@@ -153,6 +181,9 @@ class FitConfig(StrictModel):
                 f"synthesizer {self.synthesizer!r} is under {engine.info.licence}, which is not in this dataset's "
                 f"licences {list(self.licences)}: choose an engine under one of them (`synthgate engines`)"
             )
+        return self._unique_rules()
+
+    def _unique_rules(self) -> FitConfig:
         labels = [r.label for r in self.constraints]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:

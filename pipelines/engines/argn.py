@@ -163,6 +163,7 @@ class TabularArgn(ExternalEngine):
             "epsilon_last_step": training["dp_eps"],
             "delta": training["dp_delta"],
         }
+
     def relational_problems(self, cfg: DatasetConfig) -> list[str]:
         return argn_sets.shape_problems(cfg)
 

@@ -44,8 +44,9 @@ def shadow_sample(ctx: GateContext, train: pd.DataFrame, canaries: CanarySet) ->
     import pandas as pd
 
     from pipelines import engines
+    from pipelines.engines.candidates import fitted_config
 
-    cfg, main = ctx.cfg, ctx.main
+    cfg, main = fitted_config(ctx.cfg, ctx.fit_record), ctx.main
     shadow = pd.concat([train, canaries.planted], ignore_index=True)
     engine = engines.get(cfg.fit.synthesizer)
     model = engine.fit({main: shadow}, shadow_metadata(ctx.metadata, main, canaries.columns), cfg, ctx.layout)
@@ -72,7 +73,11 @@ def canary_figures(ctx: GateContext) -> dict[str, Any]:
         _keys(ctx.metadata, main),
     )
     found = exposure(canaries, shadow_sample(ctx, train, canaries), train)
-    return {**asdict(found), "engine": ctx.cfg.fit.synthesizer, "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        **asdict(found),
+        "engine": ctx.fit_record.get("synthesizer", ctx.cfg.fit.synthesizer),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 class Canaries:

@@ -4,7 +4,7 @@ and the floors under their averages: the worst column's shape and the worst pair
 A single table is scored on up to `gates.sample_rows` rows per side; a table set is scored whole
 (sampling rows would break its keys), with SDV's multi-table reports, and its within-table pairs on
 up to `gates.sample_rows` rows of each table. A rebalanced release is scored against train rows
-resampled to the release's class shares (the mix changed on purpose). `pipelines.gates.floors`
+resampled to the release's class shares (the mix changed on purpose). `pipelines.fidelity`
 has the per-column and per-pair figures.
 """
 
@@ -78,7 +78,7 @@ def _floors(ctx: GateContext, real: Any, synthetic: Any, shapes: pd.DataFrame) -
     """Per-column shapes and every within-table pair's trend (a table set's tables sampled to
     `sample_rows` rows each), with their sampling allowances, worst first, and the id-like columns
     left out of both."""
-    from pipelines.gates.floors import column_shapes, left_out, pair_trends
+    from pipelines.fidelity import column_shapes, left_out, pair_trends
 
     meta = ctx.metadata.to_dict()
     if ctx.layout.single:

@@ -54,6 +54,11 @@ class ModelSummary(Model):
     sha256: str = Field(description="sha256 of the model file")
     registered_model: str | None = Field(description="the registered model")
     registered_version: str | None = Field(description="its version")
+    selection: dict[str, Any] | None = Field(
+        default=None,
+        description="synthesizer auto: the candidates' figures, the winner and why (the fit record's selection)",
+        exclude_if=lambda v: v is None,
+    )
 
 
 class BlendSummary(Model):

@@ -70,9 +70,9 @@ class FitRecord(StageRecord):
 
     stage: ClassVar[str] = "fit"
     relational: bool = Field(description="several tables with keys")
-    synthesizer: str = Field(description="the engine's registry name (fit.synthesizer)")
+    synthesizer: str = Field(description="the engine's registry name (fit.synthesizer; under auto: the winner)")
     engine: dict[str, Any] = Field(description="the engine's name, family, licence and capabilities")
-    params: dict[str, Any] = Field(description="fit.params given to the engine")
+    params: dict[str, Any] = Field(description="fit.params given to the engine (under auto: the winner's epoch limit)")
     seed: int = Field(description="the seed of the fit")
     train: TableSetEntry = Field(description="the train table set (digest checked before fitting)")
     holdout: FileEntry = Field(description="the holdout (never shown to the engine; PII values are avoided)")
@@ -91,6 +91,11 @@ class FitRecord(StageRecord):
         default=None,
         description="differential privacy: dp, target and spent epsilon/delta, the dataset's ledger totals after "
         "this model (pipelines/dp.py); None in records written before DP was recorded",
+    )
+    selection: dict[str, Any] | None = Field(
+        default=None,
+        description="synthesizer auto: every candidate's epochs, seconds and figures, the winner and why",
+        exclude_if=lambda v: v is None,
     )
 
     def inputs(self, upstream: Mapping[str, StageRecord]) -> list[FileRef]:

@@ -90,7 +90,7 @@ def test_trigger_form_lists_every_knob(dagbag, dag_id):
     keep = [*(k.name for k in KNOBS), *SECTIONS]
     assert all(params[name] is None for name in keep), "a form field must default to 'keep params.yaml'"
     synth = params.get_param("synthesizer").schema
-    assert set(synth["enum"]) == {*engines.REGISTRY, None}
+    assert set(synth["enum"]) == {*engines.REGISTRY, "auto", None}
     assert {"gaussian_copula", "ctgan"} < set(synth["enum"])
     assert str(cfg.generate.rows) in params.get_param("rows").description
     assert params.get_param("quality_min").schema["maximum"] == 1
