@@ -1,7 +1,7 @@
 """Engines side by side: every engine on the same split, metadata and rows, scored as the gates score.
 
 Usage: python benchmarks/engines.py [--datasets hdma,diamonds] [CSV ...] [--target COLUMN]
-           [--engines gaussian_copula,tabular_argn] [--rows N] [--epochs N] [--json [PATH]]
+           [--engines gaussian_copula,tabular_argn] [--rows N] [--epochs N[,ENGINE=N...]] [--json [PATH]]
 (prints one Markdown table per dataset; see docs/engines.md)
 
 Per dataset, the platform's own code makes what every engine gets: the source is read and
@@ -184,12 +184,27 @@ def prepare(dataset: str, args: argparse.Namespace, scratch: Path) -> Prepared:
     )
 
 
-def engine_params(engine: Engine, epochs: int | None) -> dict[str, Any]:
-    """The `fit.params` of one engine in the benchmark: its epoch limit, under the name it takes."""
+def engine_params(engine: Engine, epochs: dict[str, int]) -> dict[str, Any]:
+    """The `fit.params` of one engine in the benchmark: its epoch limit (`epochs[engine]`, else
+    `epochs[""]`, else none: the engine's default) under the name the engine takes."""
+    limit = epochs.get(engine.info.name, epochs.get(""))
     for name in EPOCH_PARAMS:
-        if epochs is not None and name in engine.info.params:
-            return {name: epochs}
+        if limit is not None and name in engine.info.params:
+            return {name: limit}
     return {}
+
+
+def parse_epochs(text: str | None) -> dict[str, int]:
+    """`--epochs`: `N` for every neural engine, `ENGINE=N` for one, comma-separated ("" keys the default)."""
+    out: dict[str, int] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        engine, _, value = part.rpartition("=")
+        if not value.strip().isdigit() or int(value) < 1:
+            raise argparse.ArgumentTypeError(f"{part!r}: an epoch limit is a whole number >= 1 (N or ENGINE=N)")
+        out[engine.strip()] = int(value)
+    return out
 
 
 def select_engines(lay: Layout, wanted: list[str] | None) -> tuple[list[Engine], list[str]]:
@@ -212,7 +227,7 @@ def select_engines(lay: Layout, wanted: list[str] | None) -> tuple[list[Engine],
     return chosen, skipped
 
 
-def run_engine(prep: Prepared, engine: Engine, epochs: int | None) -> dict[str, Any]:
+def run_engine(prep: Prepared, engine: Engine, epochs: dict[str, int]) -> dict[str, Any]:
     """Fit and sample one engine in a child process; its timings, peak RSS and synthetic tables."""
     from pipelines import tableset
 
@@ -415,7 +430,7 @@ def _row(r: dict[str, Any]) -> list[str]:
     """One engine's cells (an engine that failed: its error in the params cell's place)."""
     params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "defaults"
     if "error" in r:
-        return [r["engine"], params, f"**failed**: {r['error'][:150]}", *[""] * (len(COLUMNS) - 3)]
+        return [r["engine"], params, f"**failed**: {r['error'][:200]}", *[""] * (len(COLUMNS) - 3)]
     f = r["figures"]
     rss = f"{r['peak_rss_mb']:,}" + (f" + {r['runner_peak_rss_mb']:,}" if r.get("runner_peak_rss_mb") else "")
     u = f["utility"]
@@ -480,7 +495,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--engines", default=None, help="comma-separated engines (default: every one that fits the dataset)"
     )
     ap.add_argument("--rows", type=int, default=None, help="seeded sample of at most this many source rows")
-    ap.add_argument("--epochs", type=int, default=None, help="epoch limit of the neural engines (default: theirs)")
+    ap.add_argument(
+        "--epochs",
+        type=parse_epochs,
+        default={},
+        help="epoch limit of the neural engines: N for all, ENGINE=N for one, e.g. 100,tabular_argn=10 "
+        "(default: each engine's own)",
+    )
     ap.add_argument(
         "--json",
         nargs="?",
@@ -490,11 +511,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    for flag in ("rows", "epochs"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            ap.error(f"--{flag}: must be at least 1, got {value}")
+    if args.rows is not None and args.rows < 1:
+        ap.error(f"--rows: must be at least 1, got {args.rows}")
     return args
+
+
+def run_dataset(name: str, args: argparse.Namespace, wanted: list[str] | None, scratch: Path) -> dict[str, Any]:
+    """One dataset: prepared once, then every chosen engine in its own process, scored; its figures."""
+    started = time.perf_counter()
+    prep = prepare(name, args, scratch)
+    log(f"{prep.name}: split and metadata ready in {time.perf_counter() - started:.1f} s")
+    chosen, notes = select_engines(prep.layout, wanted)
+    for engine in chosen:
+        built = engine.setup()  # an engine environment is built before anything is timed
+        if built:
+            notes.append(f"{engine.info.name}: its environment was built first ({built:.0f} s, not timed)")
+    dataset: dict[str, Any] = {
+        "name": prep.name,
+        "source": prep.cfg.source.path,
+        "source_rows": prep.source_rows,
+        "rows_limit": prep.rows_limit if prep.rows_limit and prep.rows_limit < prep.source_rows else None,
+        "train_rows": len(prep.train[prep.layout.main]),
+        "holdout_rows": len(prep.holdout[prep.layout.main]),
+        "seed": prep.cfg.seed,
+        "target": prep.cfg.target,
+        "relational": prep.layout.relational,
+        "notes": notes,
+        "results": [],
+    }
+    for engine in chosen:
+        log(f"{prep.name}: {engine.info.name} ...")
+        r = run_engine(prep, engine, args.epochs)
+        tables = r.pop("synthetic_tables", None)
+        if tables is not None:
+            try:
+                r["figures"] = figures(prep, tables)
+            except Exception as err:  # one engine's unusable rows must not end the comparison
+                r["error"] = "scoring: " + " ".join(str(err).split())
+        done = f"scored in {r['figures']['score_s']:.1f} s" if "figures" in r else f"failed: {r['error']}"
+        log(f"{prep.name}: {engine.info.name} ran in {r['wall_s']:.1f} s, {done}")
+        dataset["results"].append(r)
+    return dataset
+
+
+def log(line: str) -> None:
+    """Progress on stderr (the tables go to stdout)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -517,39 +579,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="synthgate-engines-") as tmp:
         for name in datasets:
-            t0 = time.perf_counter()
-            prep = prepare(name, args, Path(tmp))
-            print(f"{prep.name}: split and metadata ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-            chosen, notes = select_engines(prep.layout, wanted)
-            for engine in chosen:
-                built = engine.setup()  # an engine environment is built before anything is timed
-                if built:
-                    notes.append(f"{engine.info.name}: its environment was built first ({built:.0f} s, not timed)")
-            dataset = {
-                "name": prep.name,
-                "source": prep.cfg.source.path,
-                "source_rows": prep.source_rows,
-                "rows_limit": prep.rows_limit if prep.rows_limit and prep.rows_limit < prep.source_rows else None,
-                "train_rows": len(prep.train[prep.layout.main]),
-                "holdout_rows": len(prep.holdout[prep.layout.main]),
-                "seed": prep.cfg.seed,
-                "target": prep.cfg.target,
-                "relational": prep.layout.relational,
-                "notes": notes,
-                "results": [],
-            }
-            for engine in chosen:
-                print(f"{prep.name}: {engine.info.name} ...", file=sys.stderr, flush=True)
-                r = run_engine(prep, engine, args.epochs)
-                tables = r.pop("synthetic_tables", None)
-                if tables is not None:
-                    r["figures"] = figures(prep, tables)
-                done = f"scored in {r['figures']['score_s']:.1f} s" if "figures" in r else f"failed: {r['error']}"
-                print(f"{prep.name}: {engine.info.name} ran in {r['wall_s']:.1f} s, {done}", file=sys.stderr, flush=True)
-                dataset["results"].append(r)
+            dataset = run_dataset(name, args, wanted, Path(tmp))
             report["datasets"].append(dataset)
             print(table(dataset, dataset["results"]) + "\n", flush=True)
     report["total_s"] = round(time.perf_counter() - started, 1)
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(f"total {report['total_s']:.0f} s on {report['machine']['cpus']} CPUs", flush=True)
     if args.json is not None:
         path = Path(args.json) if args.json else REPO / "benchmarks" / "results" / f"engines-{report['date'][:10]}.json"

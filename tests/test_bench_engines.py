@@ -74,8 +74,11 @@ def test_epoch_limits_go_under_each_engines_own_name(bench):
     from pipelines import engines
 
     wanted = {"gaussian_copula": {}, "ctgan": {"epochs": 3}, "tvae": {"epochs": 3}, "tabular_argn": {"max_epochs": 3}}
-    assert {n: bench.engine_params(engines.get(n), 3) for n in wanted} == wanted
-    assert bench.engine_params(engines.get("ctgan"), None) == {}
+    assert {n: bench.engine_params(engines.get(n), {"": 3}) for n in wanted} == wanted
+    assert bench.engine_params(engines.get("ctgan"), {}) == {}
+    epochs = bench.parse_args(["--epochs", "100,tabular_argn=10"]).epochs
+    assert bench.engine_params(engines.get("tabular_argn"), epochs) == {"max_epochs": 10}
+    assert bench.engine_params(engines.get("tvae"), epochs) == {"epochs": 100}
 
 
 def test_engines_are_chosen_by_what_the_dataset_is(bench):
@@ -109,5 +112,6 @@ def test_bad_input_is_named(bench, tmp_path):
         bench.prepare("no_such_data", args, tmp_path)
     with pytest.raises(ConfigError, match="table set"):
         bench.prepare("nycflights13", args, tmp_path)
-    with pytest.raises(SystemExit):
-        bench.parse_args(["--epochs", "0"])
+    for bad in (["--epochs", "0"], ["--epochs", "ctgan=x"], ["--rows", "0"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
