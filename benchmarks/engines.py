@@ -19,7 +19,8 @@ generate stage's shards and shard seeds. The figures come from the gates' own co
 (`pipelines.gates.quality`, `.privacy`, `.utility`) on a `GateContext`:
 
   fit s / sample s   wall time of `engine.fit` / of sampling every shard, SDV already imported (an
-                     engine with its own environment pays its runner's start-up and imports in both)
+                     engine with its own environment pays its runner's start-up and imports in both);
+                     in brackets the CPU seconds of the engine's processes (steadier on a shared machine)
   peak RSS MB        the engine's process; "+ N" the largest runner process it started
   quality all pairs  mean of the column shape scores and the trend scores of EVERY column pair,
                      averaged (SDMetrics' quality report averages only strongly correlated pairs)
@@ -74,6 +75,13 @@ BUNDLED = ("hdma", "diamonds")
 UTILITY_TARGETS = {"diamonds": "price"}
 """Targets for bundled datasets that have none in params.yaml, so utility has something to
 predict (a numeric target: the split is the same unstratified one)."""
+
+DEFAULT_EPOCHS = "20,tabular_argn=5"
+"""Epoch limits of a default run (`--epochs`): enough to compare engines in minutes on 2 cores,
+not the engines' own defaults (CTGAN 300 epochs, TabularARGN up to 100 with early stopping)."""
+
+DEFAULT_ROWS = 20_000
+"""Row limit of a default run (`--rows`; 0: every row): diamonds is sampled, hdma is whole."""
 
 EPOCH_PARAMS = ("epochs", "max_epochs")
 """The `fit.params` names an engine's epoch limit goes under (SDV's neural engines, TabularARGN)."""
@@ -266,6 +274,12 @@ def run_engine(prep: Prepared, engine: Engine, epochs: dict[str, int]) -> dict[s
     return out
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its finished children (an engine's runner)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def child(request_path: Path) -> None:
     """In the child process: fit and sample one engine as the fit and generate stages do; write the result."""
     from sdv.metadata import Metadata
@@ -286,16 +300,16 @@ def child(request_path: Path) -> None:
     if engine.info.environment is None:  # the platform's engines (SDV's) import their library in `fit`
         import sdv.multi_table
         import sdv.single_table  # noqa: F401
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     model = engine.fit(learned, md, cfg, lay)
-    fit_seconds = time.perf_counter() - started
+    fit_seconds, fit_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     rows = len(learned[lay.main])
     shards = (
         plan(rows, cfg.generate.shard_rows, cfg.seed) if lay.shardable else [Shard(0, rows, shard_seed(cfg.seed, 0))]
     )
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     parts = [engine.sample(model, SampleRequest(s.rows, s.seed, lay.main, rows)) for s in shards]
-    sample_seconds = time.perf_counter() - started
+    sample_seconds, sample_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     import pandas as pd
 
     synthetic = {
@@ -307,7 +321,9 @@ def child(request_path: Path) -> None:
     runners = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result = {
         "fit_s": round(fit_seconds, 2),
+        "fit_cpu_s": round(fit_cpu, 2),
         "sample_s": round(sample_seconds, 2),
+        "sample_cpu_s": round(sample_cpu, 2),
         "shards": len(shards),
         "synthetic_rows": len(synthetic[lay.main]),
         "peak_rss_mb": round(own),
@@ -413,8 +429,8 @@ def figures(prep: Prepared, synthetic: Tables) -> dict[str, Any]:
 COLUMNS = (
     "engine",
     "params",
-    "fit s",
-    "sample s",
+    "fit s (CPU s)",
+    "sample s (CPU s)",
     "peak RSS MB",
     "quality (all pairs)",
     "worst column",
@@ -443,8 +459,8 @@ def _row(r: dict[str, Any]) -> list[str]:
     return [
         r["engine"],
         params,
-        f"{r['fit_s']:.1f}",
-        f"{r['sample_s']:.1f}",
+        f"{r['fit_s']:.1f} ({r['fit_cpu_s']:.0f})",
+        f"{r['sample_s']:.1f} ({r['sample_cpu_s']:.0f})",
         rss,
         f"{f['quality_all_pairs']:.3f}",
         f"{f['worst_column_score']:.3f} {f['worst_column']}",
@@ -494,13 +510,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--engines", default=None, help="comma-separated engines (default: every one that fits the dataset)"
     )
-    ap.add_argument("--rows", type=int, default=None, help="seeded sample of at most this many source rows")
+    ap.add_argument(
+        "--rows",
+        type=int,
+        default=DEFAULT_ROWS,
+        help=f"seeded sample of at most this many source rows (default {DEFAULT_ROWS:,}; 0: every row)",
+    )
     ap.add_argument(
         "--epochs",
         type=parse_epochs,
-        default={},
-        help="epoch limit of the neural engines: N for all, ENGINE=N for one, e.g. 100,tabular_argn=10 "
-        "(default: each engine's own)",
+        default=parse_epochs(DEFAULT_EPOCHS),
+        help=f"epoch limits of the neural engines: N for all, ENGINE=N for one (default {DEFAULT_EPOCHS}; "
+        "'' keeps each engine's own)",
     )
     ap.add_argument(
         "--json",
@@ -511,8 +532,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.rows is not None and args.rows < 1:
-        ap.error(f"--rows: must be at least 1, got {args.rows}")
+    if args.rows < 0:
+        ap.error(f"--rows: must be at least 1 (0: every row), got {args.rows}")
     return args
 
 

@@ -112,6 +112,6 @@ def test_bad_input_is_named(bench, tmp_path):
         bench.prepare("no_such_data", args, tmp_path)
     with pytest.raises(ConfigError, match="table set"):
         bench.prepare("nycflights13", args, tmp_path)
-    for bad in (["--epochs", "0"], ["--epochs", "ctgan=x"], ["--rows", "0"]):
+    for bad in (["--epochs", "0"], ["--epochs", "ctgan=x"], ["--rows", "-1"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
