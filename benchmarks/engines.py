@@ -459,8 +459,8 @@ def _row(r: dict[str, Any]) -> list[str]:
     return [
         r["engine"],
         params,
-        f"{r['fit_s']:.1f} ({r['fit_cpu_s']:.0f})",
-        f"{r['sample_s']:.1f} ({r['sample_cpu_s']:.0f})",
+        f"{r['fit_s']:.1f}" + (f" ({r['fit_cpu_s']:.0f})" if "fit_cpu_s" in r else ""),
+        f"{r['sample_s']:.1f}" + (f" ({r['sample_cpu_s']:.0f})" if "sample_cpu_s" in r else ""),
         rss,
         f"{f['quality_all_pairs']:.3f}",
         f"{f['worst_column_score']:.3f} {f['worst_column']}",
