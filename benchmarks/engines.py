@@ -80,7 +80,7 @@ DEFAULT_EPOCHS = "20,tabular_argn=5"
 """Epoch limits of a default run (`--epochs`): enough to compare engines in minutes on 2 cores,
 not the engines' own defaults (CTGAN 300 epochs, TabularARGN up to 100 with early stopping)."""
 
-DEFAULT_ROWS = 20_000
+DEFAULT_ROWS = 5_000
 """Row limit of a default run (`--rows`; 0: every row): diamonds is sampled, hdma is whole."""
 
 EPOCH_PARAMS = ("epochs", "max_epochs")
