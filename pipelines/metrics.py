@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -131,3 +131,39 @@ def utility(
         f1_r,
         f1_s,
     )
+
+
+def rank_correlation_error(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    """How far the synthetic rows' Spearman correlations are from the real ones over every pair of
+    `columns` (numbers, dates or numeric codes): `mae` (None with no pair to compare), `pairs`
+    compared and the `worst` pair (`columns`, `real`, `synthetic`). A pair constant in the real rows
+    has no correlation to keep and is skipped; one constant in the synthetic rows counts as 0."""
+    import numpy as np
+    import pandas as pd
+
+    def numeric(df: pd.DataFrame) -> pd.DataFrame:
+        out = {}
+        for c in columns:
+            s = df[c]
+            if pd.api.types.is_datetime64_any_dtype(s):
+                s = pd.Series(s.to_numpy("datetime64[ns]").astype("int64"), index=s.index).where(s.notna())
+            out[c] = pd.to_numeric(s, errors="coerce").astype(float)
+        return pd.DataFrame(out)
+
+    r, s = numeric(real).corr(method="spearman"), numeric(synthetic).corr(method="spearman")
+    errors = []
+    for i, a in enumerate(columns):
+        for b in columns[i + 1 :]:
+            rr = r.loc[a, b]
+            if np.isnan(rr):
+                continue
+            sr = 0.0 if np.isnan(s.loc[a, b]) else float(s.loc[a, b])
+            errors.append((abs(float(rr) - sr), [a, b], float(rr), sr))
+    if not errors:
+        return {"mae": None, "pairs": 0, "worst": None}
+    worst = max(errors, key=lambda e: e[0])
+    return {
+        "mae": float(np.mean([e[0] for e in errors])),
+        "pairs": len(errors),
+        "worst": {"columns": worst[1], "real": round(worst[2], 4), "synthetic": round(worst[3], 4)},
+    }
