@@ -22,6 +22,7 @@ An unknown key or a bad value is rejected with its full key path (`datasets.hdma
 
 from pipelines.config.base import DATASET_REQUIRED, SECTIONS
 from pipelines.config.dataset import DatasetConfig, Params
+from pipelines.config.gates import GatesConfig
 from pipelines.config.load import (
     OVERRIDABLE,
     PARAM_KEYS,
@@ -36,7 +37,6 @@ from pipelines.config.sections import (
     PII_KINDS,
     BlendConfig,
     FitConfig,
-    GatesConfig,
     GenerateConfig,
     IngestConfig,
     PiiConfig,

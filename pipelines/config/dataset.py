@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from pipelines.config.base import StrictModel
-from pipelines.config.sections import BlendConfig, FitConfig, GatesConfig, GenerateConfig, IngestConfig
+from pipelines.config.gates import GatesConfig
+from pipelines.config.sections import BlendConfig, FitConfig, GenerateConfig, IngestConfig
 from pipelines.config.source import SourceConfig
 from pipelines.errors import ConfigError
 from pipelines.tableset import layout
