@@ -259,6 +259,7 @@ def swap(paths: DatasetPaths, new: Path) -> None:
     old = _old_dir(paths)
     if paths.release_dir.exists():
         os.replace(paths.release_dir, old)
+        hook("renames")
     os.replace(new, paths.release_dir)
     shutil.rmtree(old, ignore_errors=True)
 
@@ -292,6 +293,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 mlflow.MlflowClient().set_tag(handle.parent_run_id, "synthgate.verdict", "blocked")
                 tracking.end_pipeline(handle, success=False)
                 raise GateFailed(cfg.name, failed)
+            hook("publish")
             manifest = build_manifest(cfg, paths, records, validation, version, handle).model_dump(mode="json")
             new = assemble(paths, manifest, paths.report_html.read_text(encoding="utf-8"))
             try:  # everything uploaded before the swap; what follows it is journaled
@@ -319,7 +321,13 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
 
 def hook(point: str) -> None:
     """Pause at a named point of the publish step when $SYNTHGATE_PAUSE_AT names it (fault tests
-    kill the process there); a no-op otherwise."""
+    kill the process there); a no-op otherwise.
+
+    The points: `publish` (gates passed, nothing assembled yet; with $SYNTHGATE_PAUSE_S=0 it only
+    marks the start of the publish step on stderr), `swap` (assembled, uploaded and journaled),
+    `renames` (between the two renames of the swap) and `records` (swapped in, records not yet
+    written).
+    """
     if os.environ.get("SYNTHGATE_PAUSE_AT") == point:
         import sys
         import time
