@@ -93,14 +93,14 @@ def tail(logs: Path, n: int = 1500) -> str:
     return "\n".join(out)
 
 
-def wait_for_line(logs: Path, marker: str, pid_alive: Any, timeout: float = 300) -> bool:
+def wait_for_line(logs: Path, marker: str, pid: int, timeout: float = 300) -> bool:
     """Poll the command's stderr (every 2 ms) until it prints `marker`; False if it exits first."""
     err = Path(f"{logs}.err")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if err.is_file() and marker in err.read_text(errors="replace"):
             return True
-        if not pid_alive():
+        if not alive(pid):
             return err.is_file() and marker in err.read_text(errors="replace")
         time.sleep(0.002)
     return False
@@ -207,7 +207,7 @@ class Bench:
             started = time.monotonic()
             pid = self.zygote.start([stage, self.dataset], self.ws, logs, env)
             if stage == "release":
-                assert wait_for_line(logs, "paused at publish", lambda: alive(pid)), tail(logs)
+                assert wait_for_line(logs, "paused at publish", pid), tail(logs)
                 marked = time.monotonic()
             code = self.zygote.wait(pid)
             assert code == 0, f"{stage} exited {code}:\n{tail(logs)}"
@@ -241,7 +241,7 @@ class Bench:
             marker = "publish" if point == "delay" else point
             env = {"SYNTHGATE_PAUSE_AT": marker, "SYNTHGATE_PAUSE_S": "0" if point == "delay" else "3600"}
         pid = self.zygote.start(["release" if stage == "publish" else stage, self.dataset], self.ws, logs, env)
-        if stage == "publish" and not wait_for_line(logs, f"paused at {env['SYNTHGATE_PAUSE_AT']}", lambda: alive(pid)):
+        if stage == "publish" and not wait_for_line(logs, f"paused at {env['SYNTHGATE_PAUSE_AT']}", pid):
             code = self.zygote.wait(pid)
             return what, f"{what}: release never reached its publish step (exit {code}):\n{tail(logs)}"
         time.sleep(delay)
