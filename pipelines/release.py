@@ -163,7 +163,34 @@ def load_records(paths: DatasetPaths) -> dict[str, Any]:
         raise IntegrityError(f"{paths.rel(paths.blended)}: changed since blend recorded it; re-run blend")
     if records["validate"].blended_sha256 != blended:
         raise IntegrityError("validation report is for another blended file; re-run validate")
+    problems = chain_problems(paths, records)
+    if problems:
+        raise IntegrityError(
+            "the run records do not describe one pipeline run (a run cut short after some stages?):\n"
+            + "\n".join(f"  - {x}" for x in problems)
+            + f"\nRe-run the stages from the first one named (`synthgate run {paths.name}` or `dvc repro`); "
+            "nothing was published."
+        )
     return records
+
+
+def chain_problems(paths: DatasetPaths, records: dict[str, Any]) -> list[str]:
+    """Every file a stage read that is not what the upstream stage's record says it wrote (e.g. a
+    generate record that sampled another model than the fit record's: fit re-ran, generate did not)."""
+    produced: dict[tuple[str, str], tuple[str, str]] = {}
+    problems = []
+    upstream: dict[str, Any] = {}
+    for stage, record in records.items():
+        for ref in record.inputs(upstream):
+            made = produced.get((ref.role, ref.path))
+            if made is not None and made[0] != ref.sha256:
+                problems.append(
+                    f"{paths.rel(paths.record(stage))} read {ref.role} {ref.path} with sha256 {ref.sha256[:12]}…, "
+                    f"but {paths.rel(paths.record(made[1]))} wrote {made[0][:12]}…: re-run {stage}"
+                )
+        upstream[stage] = record
+        produced |= {(ref.role, ref.path): (ref.sha256, stage) for ref in record.outputs(upstream)}
+    return problems
 
 
 def build_manifest(

@@ -103,6 +103,25 @@ def test_impossible_gate_blocks_release_and_keeps_previous(released):
     run_stages(released, "hdma", ("validate",))  # restore the passing report
 
 
+def test_release_refuses_records_of_different_runs(released):
+    """A run cut short after fit (found by tests/faults: the disk filled up in generate) leaves a
+    fit record whose model generate never sampled: release refuses instead of publishing records
+    that lineage cannot reconcile."""
+    from pipelines.errors import IntegrityError
+
+    p = paths_for("hdma", released)
+    before, record = _tree(p.release_dir), p.record("generate").read_text()
+    generate = json.loads(record)
+    generate["model"]["sha256"] = "0" * 64  # what a generate record from before the last fit says
+    p.record("generate").write_text(json.dumps(generate))
+    try:
+        with pytest.raises(IntegrityError, match=r"runs/hdma/generate.json read model .* but runs/hdma/fit.json wrote"):
+            release.run(load(released, "hdma"), p)
+    finally:
+        p.record("generate").write_text(record)
+    assert _tree(p.release_dir) == before
+
+
 def test_crash_mid_swap_leaves_old_release(released, monkeypatch):
     p = paths_for("hdma", released)
     run_stages(released, "hdma", ("validate",))

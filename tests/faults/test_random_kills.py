@@ -9,46 +9,26 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import yaml
 
 from pipelines import STAGES
-from tests.conftest import FLOORS_OFF, HDMA, REPO, RUNNER_VARS, defaults, git_init, small_block
-from tests.faults.harness import Bench, Zygote, version
+from tests.faults.conftest import slice_workspace
+from tests.faults.harness import Bench, version
 
 N = int(os.environ.get("SYNTHGATE_FAULT_N", "1"))
 SEED = int(os.environ.get("SYNTHGATE_FAULT_SEED") or random.SystemRandom().randrange(2**32))
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory) -> Iterator[Bench]:
-    """A tiny HDMA slice (300 rows, 5 columns, no target: the gates are not what is tested here)
-    whose pipeline ran once, measured stage by stage."""
-    from pipelines.bootstrap import init_contracts
-    from pipelines.config import load_params
-    from pipelines.paths import paths_for
-
-    ws = tmp_path_factory.mktemp("random-kills")
-    (ws / "sources").mkdir()
-    pd.read_csv(HDMA).iloc[:300][["dir", "lvr", "ccs", "self", "deny"]].to_csv(ws / "sources/slice.csv", index=False)
-    block = small_block("sources/slice.csv", None, generate={"rows": 200}, gates={"sample_rows": 200, **FLOORS_OFF})
-    (ws / "params.yaml").write_text(yaml.safe_dump({"defaults": defaults(), "datasets": {"hdma": block}}))
-    list(init_contracts(load_params(ws / "params.yaml").dataset("hdma"), paths_for("hdma", ws)))
-    git_init(ws)  # lineage names the commit that made a release
-    env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
-    env |= {"PYTHONHASHSEED": "0", "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+def bench(tmp_path_factory, zygote) -> Bench:
+    """The slice workspace (tests/faults/conftest.py) whose pipeline ran once, measured stage by stage."""
+    ws = slice_workspace(tmp_path_factory.mktemp("random-kills"))
     logs = Path(tempfile.mkdtemp(prefix="fault-logs-", dir=ws.parent))
-    zygote = Zygote(env, REPO)
     b = Bench(ws=ws, dataset="hdma", zygote=zygote, logs=logs, seed=SEED)
-    try:
-        b.measure()
-        yield b
-    finally:
-        zygote.close()
+    b.measure()
+    return b
 
 
 @pytest.mark.parametrize("stage", [*STAGES, "publish"])
