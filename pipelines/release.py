@@ -281,8 +281,36 @@ def assemble(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) ->
     return new
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`); False where the
+    system or the filesystem cannot, so the caller falls back to two renames."""
+    import ctypes
+    import errno
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # a libc without it (glibc < 2.28, some musl builds)
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
 def swap(paths: DatasetPaths, new: Path) -> None:
-    """Put the assembled release in place with two renames (`recover` finishes a cut swap)."""
+    """Put the assembled release in place: one atomic exchange of the two folders, so a reader (or
+    a crash) sees the old or the new release and never none; where the filesystem cannot exchange,
+    two renames (a crash between them leaves the old release in `.<ds>.old`, which `recover` and
+    the next run put back)."""
+    if paths.release_dir.exists() and _exchange(new, paths.release_dir):
+        hook("renames")  # `new` now holds the old release: `recover` removes it after a crash
+        shutil.rmtree(new, ignore_errors=True)
+        return
     old = _old_dir(paths)
     if paths.release_dir.exists():
         os.replace(paths.release_dir, old)
@@ -352,8 +380,8 @@ def hook(point: str) -> None:
 
     The points: `publish` (gates passed, nothing assembled yet; with $SYNTHGATE_PAUSE_S=0 it only
     marks the start of the publish step on stderr), `swap` (assembled, uploaded and journaled),
-    `renames` (between the two renames of the swap) and `records` (swapped in, records not yet
-    written).
+    `renames` (inside the swap: the folders exchanged, the old one not yet removed; or, without an
+    atomic exchange, between the two renames) and `records` (swapped in, records not yet written).
     """
     if os.environ.get("SYNTHGATE_PAUSE_AT") == point:
         import sys

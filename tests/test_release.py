@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,7 @@ def test_crash_mid_swap_leaves_old_release(released, monkeypatch):
             raise OSError("simulated crash")
         return real_replace(src, dst)
 
+    monkeypatch.setattr(release, "_exchange", lambda a, b: False)  # a filesystem without RENAME_EXCHANGE
     monkeypatch.setattr(release.os, "replace", crash)
     with pytest.raises(OSError, match="simulated crash"):
         release.run(load(released, "hdma"), p)
@@ -140,6 +142,18 @@ def test_crash_mid_swap_leaves_old_release(released, monkeypatch):
     release.recover(p)
     assert _tree(p.release_dir) == before
     assert not list(p.release_dir.parent.glob(".hdma.*"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2(RENAME_EXCHANGE) is Linux's")
+def test_the_swap_is_one_atomic_exchange(tmp_path):
+    """Where the filesystem can (Linux: ext4, xfs, btrfs, tmpfs), the release folder is exchanged
+    in one step: there is no moment without a release (tests/faults kill inside the swap)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, text in ((a, "old"), (b, "new")):
+        folder.mkdir()
+        (folder / "f").write_text(text)
+    assert release._exchange(b, a)
+    assert (a / "f").read_text() == "new" and (b / "f").read_text() == "old"
 
 
 def test_recover_restores_an_interrupted_swap(released):

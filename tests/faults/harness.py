@@ -80,7 +80,11 @@ class Zygote:
         """Stop the zygote (its stdin closes, its loop ends)."""
         assert self.proc.stdin is not None
         self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def tail(logs: Path, n: int = 1500) -> str:

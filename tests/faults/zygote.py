@@ -113,6 +113,7 @@ def serve() -> None:
         elif req["op"] == "wait":
             _, status = os.waitpid(req["pid"], 0)
             proto.write(json.dumps({"code": os.waitstatus_to_exitcode(status)}) + "\n")
+    os._exit(0)  # stdin closed: nothing to finalise (tearing down torch & co. takes long on a busy machine)
 
 
 if __name__ == "__main__":
