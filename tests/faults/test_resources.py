@@ -69,6 +69,7 @@ def _cmd(zygote: Zygote, ws: Path, logs: Path, *argv: str, env: dict[str, str] |
     return code, tail(logs / argv[0], 4000)
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_run_and_inside_publish_is_exit_5_and_publishes_nothing_unrecorded(
     tmp_path, zygote, tmp_path_factory
 ):
@@ -149,6 +150,7 @@ class MlflowServer:
         self.proc = None
 
 
+@pytest.mark.slow
 def test_a_tracking_server_that_stops_during_a_run_or_inside_publish_is_exit_6(tmp_path, zygote, tmp_path_factory):
     logs = tmp_path_factory.mktemp("outage-logs")
     ws = slice_workspace(tmp_path / "ws")
