@@ -35,7 +35,7 @@ tooling: ## the compose linter from package-lock.json (skipped, with a note, wit
 test-fast: setup ## unit tests only (no end-to-end, no services)
 	$(BIN)/python -m pytest -m "not slow and not integration"
 
-faults: setup ## kill -9 at 30 random points of every stage and inside publish (~1 h on 2 cores; SYNTHGATE_FAULT_SEED replays)
+faults: setup ## kill -9 at 30 random points of every stage and inside publish (long: docs/security.md has the times; SYNTHGATE_FAULT_SEED replays)
 	SYNTHGATE_FAULT_N=$${SYNTHGATE_FAULT_N:-30} $(BIN)/python -m pytest tests/faults -p no:cacheprovider -rA -s
 
 lint: setup
