@@ -79,7 +79,7 @@ def recover(paths: DatasetPaths) -> str | None:
     if paths.publish_journal.is_file():
         journal = read_json(paths.publish_journal)
         in_place = paths.manifest.is_file() and sha256_file(paths.manifest) == journal["manifest_sha256"]
-        _complete(paths, journal, swapped=in_place, interrupted=True)
+        _complete(paths, journal, swapped=in_place)
         done = (
             f"completed the records of '{paths.name}' v{journal['version']} (published, records were cut short)"
             if in_place
@@ -88,8 +88,10 @@ def recover(paths: DatasetPaths) -> str | None:
     return done
 
 
-def _complete(paths: DatasetPaths, journal: dict[str, Any], swapped: bool, interrupted: bool) -> None:
-    """Write what a publish records after its swap (idempotent), then drop the journal."""
+def _complete(paths: DatasetPaths, journal: dict[str, Any], swapped: bool) -> None:
+    """Write what a publish records after its swap (idempotent), close its MLflow runs, then drop
+    the journal: a kill anywhere before the journal is gone leaves it for `recover`, so no published
+    version keeps a RUNNING run that a later pipeline run could join (found by tests/faults)."""
     from mlflow.tracking import MlflowClient
 
     from pipelines.tracking import use_store
@@ -116,13 +118,12 @@ def _complete(paths: DatasetPaths, journal: dict[str, Any], swapped: bool, inter
             )
         for run_id in (journal["release_run_id"], journal["parent_run_id"]):
             client.set_tag(run_id, "synthgate.verdict", "interrupted")
-    if interrupted:
-        status = "FINISHED" if swapped else "FAILED"
-        for run_id in (
-            journal["release_run_id"],
-            *([] if journal.get("runner_closes_parent") else [journal["parent_run_id"]]),
-        ):
-            client.set_terminated(run_id, status=status)
+    status = "FINISHED" if swapped else "FAILED"
+    for run_id in (
+        journal["release_run_id"],
+        *([] if journal.get("runner_closes_parent") else [journal["parent_run_id"]]),
+    ):
+        client.set_terminated(run_id, status=status)
     paths.publish_journal.unlink(missing_ok=True)
 
 
@@ -369,8 +370,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             finally:
                 shutil.rmtree(new, ignore_errors=True)
             hook("records")
-            _complete(paths, journal, swapped=True, interrupted=False)
-            tracking.end_pipeline(handle, success=True)
+            _complete(paths, journal, swapped=True)
     return manifest
 
 
