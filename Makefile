@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.synthgate-installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup setup-engines demo test test-fast tooling lint bench airflow airflow-stop clean
+.PHONY: setup setup-engines demo test test-fast faults tooling lint bench airflow airflow-stop clean
 
 setup: $(STAMP) ## create .venv and install the pinned stack from requirements.lock
 
@@ -34,6 +34,9 @@ tooling: ## the compose linter from package-lock.json (skipped, with a note, wit
 
 test-fast: setup ## unit tests only (no end-to-end, no services)
 	$(BIN)/python -m pytest -m "not slow and not integration"
+
+faults: setup ## kill -9 at 30 random points of every stage and inside publish (long: docs/security.md has the times; SYNTHGATE_FAULT_SEED replays)
+	SYNTHGATE_FAULT_N=$${SYNTHGATE_FAULT_N:-30} $(BIN)/python -m pytest tests/faults -p no:cacheprovider -rA -s
 
 lint: setup
 	$(BIN)/ruff check .

@@ -266,6 +266,21 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
+_DISK_FULL = ("No space left on device", "Disk quota exceeded", "database or disk is full")
+"""How a full disk reads in the messages of libraries that do not keep the errno (pyarrow, SQLite)."""
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """`err` and the exceptions it was raised from or while handling (MLflow wraps SQLAlchemy,
+    which wraps sqlite3)."""
+    out: list[BaseException] = []
+    seen: BaseException | None = err
+    while seen is not None and seen not in out and len(out) < 20:
+        out.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return out
+
+
 def typed(err: BaseException) -> BaseException:
     """The typed error for a failure the user can act on (disk full, out of memory, the tracking
     store failing), or `err` itself: a bare traceback is only ever a bug."""
@@ -273,23 +288,35 @@ def typed(err: BaseException) -> BaseException:
 
     if isinstance(err, SynthgateError | json.JSONDecodeError):
         return err
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" writing {err.filename}" if err.filename else ""
+    chain = _causes(err)
+    full = next(
+        (
+            e
+            for e in chain
+            if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT))
+            or any(m in str(e) for m in _DISK_FULL)
+        ),
+        None,
+    )
+    if full is not None:
+        where = f" writing {full.filename}" if isinstance(full, OSError) and full.filename else ""
         return OutOfResources(
             f"out of disk space{where}: free space (or move the workspace) and run again; "
-            "every file is replaced atomically, so nothing already published was touched"
+            "every file is replaced atomically, so nothing already published was touched "
+            "(a release cut short after its swap is completed by `synthgate recover <dataset>` or the next run)"
         )
-    if isinstance(err, MemoryError):
+    if any(isinstance(e, MemoryError) for e in chain):
         return OutOfResources(
             "out of memory: lower generate.shard_rows, gates.sample_rows or the source size, or run on a "
             "machine with more memory; nothing already published was touched"
         )
     module = type(err).__module__
-    if module.startswith(("mlflow", "sqlalchemy")):
+    if module.startswith(("mlflow", "sqlalchemy", "requests", "urllib3")):
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return TrackingUnavailable(
-            f"the MLflow tracking store failed ({type(err).__name__}: {first}): check MLFLOW_TRACKING_URI and the "
-            "store (server, database, disk), then run again"
+            f"the MLflow tracking store failed ({type(err).__name__}: {first[:300]}): check MLFLOW_TRACKING_URI and "
+            "the store (server, database, disk), then run again (a release cut short after its swap is "
+            "completed by `synthgate recover <dataset>` or the next run)"
         )
     return err
 

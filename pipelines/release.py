@@ -79,7 +79,7 @@ def recover(paths: DatasetPaths) -> str | None:
     if paths.publish_journal.is_file():
         journal = read_json(paths.publish_journal)
         in_place = paths.manifest.is_file() and sha256_file(paths.manifest) == journal["manifest_sha256"]
-        _complete(paths, journal, swapped=in_place, interrupted=True)
+        _complete(paths, journal, swapped=in_place)
         done = (
             f"completed the records of '{paths.name}' v{journal['version']} (published, records were cut short)"
             if in_place
@@ -88,8 +88,10 @@ def recover(paths: DatasetPaths) -> str | None:
     return done
 
 
-def _complete(paths: DatasetPaths, journal: dict[str, Any], swapped: bool, interrupted: bool) -> None:
-    """Write what a publish records after its swap (idempotent), then drop the journal."""
+def _complete(paths: DatasetPaths, journal: dict[str, Any], swapped: bool) -> None:
+    """Write what a publish records after its swap (idempotent), close its MLflow runs, then drop
+    the journal: a kill anywhere before the journal is gone leaves it for `recover`, so no published
+    version keeps a RUNNING run that a later pipeline run could join (found by tests/faults)."""
     from mlflow.tracking import MlflowClient
 
     from pipelines.tracking import use_store
@@ -125,13 +127,12 @@ def _complete(paths: DatasetPaths, journal: dict[str, Any], swapped: bool, inter
             )
         for run_id in (journal["release_run_id"], journal["parent_run_id"]):
             client.set_tag(run_id, "synthgate.verdict", "interrupted")
-    if interrupted:
-        status = "FINISHED" if swapped else "FAILED"
-        for run_id in (
-            journal["release_run_id"],
-            *([] if journal.get("runner_closes_parent") else [journal["parent_run_id"]]),
-        ):
-            client.set_terminated(run_id, status=status)
+    status = "FINISHED" if swapped else "FAILED"
+    for run_id in (
+        journal["release_run_id"],
+        *([] if journal.get("runner_closes_parent") else [journal["parent_run_id"]]),
+    ):
+        client.set_terminated(run_id, status=status)
     paths.publish_journal.unlink(missing_ok=True)
 
 
@@ -172,7 +173,34 @@ def load_records(paths: DatasetPaths) -> dict[str, Any]:
         raise IntegrityError(f"{paths.rel(paths.blended)}: changed since blend recorded it; re-run blend")
     if records["validate"].blended_sha256 != blended:
         raise IntegrityError("validation report is for another blended file; re-run validate")
+    problems = chain_problems(paths, records)
+    if problems:
+        raise IntegrityError(
+            "the run records do not describe one pipeline run (a run cut short after some stages?):\n"
+            + "\n".join(f"  - {x}" for x in problems)
+            + f"\nRe-run the stages from the first one named (`synthgate run {paths.name}` or `dvc repro`); "
+            "nothing was published."
+        )
     return records
+
+
+def chain_problems(paths: DatasetPaths, records: dict[str, Any]) -> list[str]:
+    """Every file a stage read that is not what the upstream stage's record says it wrote (e.g. a
+    generate record that sampled another model than the fit record's: fit re-ran, generate did not)."""
+    produced: dict[tuple[str, str], tuple[str, str]] = {}
+    problems = []
+    upstream: dict[str, Any] = {}
+    for stage, record in records.items():
+        for ref in record.inputs(upstream):
+            made = produced.get((ref.role, ref.path))
+            if made is not None and made[0] != ref.sha256:
+                problems.append(
+                    f"{paths.rel(paths.record(stage))} read {ref.role} {ref.path} with sha256 {ref.sha256[:12]}…, "
+                    f"but {paths.rel(paths.record(made[1]))} wrote {made[0][:12]}…: re-run {stage}"
+                )
+        upstream[stage] = record
+        produced |= {(ref.role, ref.path): (ref.sha256, stage) for ref in record.outputs(upstream)}
+    return problems
 
 
 def build_manifest(
@@ -295,11 +323,40 @@ def assemble(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) ->
     return new
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`); False where the
+    system or the filesystem cannot, so the caller falls back to two renames."""
+    import ctypes
+    import errno
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # a libc without it (glibc < 2.28, some musl builds)
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
 def swap(paths: DatasetPaths, new: Path) -> None:
-    """Put the assembled release in place with two renames (`recover` finishes a cut swap)."""
+    """Put the assembled release in place: one atomic exchange of the two folders, so a reader (or
+    a crash) sees the old or the new release and never none; where the filesystem cannot exchange,
+    two renames (a crash between them leaves the old release in `.<ds>.old`, which `recover` and
+    the next run put back)."""
+    if paths.release_dir.exists() and _exchange(new, paths.release_dir):
+        hook("renames")  # `new` now holds the old release: `recover` removes it after a crash
+        shutil.rmtree(new, ignore_errors=True)
+        return
     old = _old_dir(paths)
     if paths.release_dir.exists():
         os.replace(paths.release_dir, old)
+        hook("renames")
     os.replace(new, paths.release_dir)
     shutil.rmtree(old, ignore_errors=True)
 
@@ -334,6 +391,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 mlflow.MlflowClient().set_tag(handle.parent_run_id, "synthgate.verdict", "blocked")
                 tracking.end_pipeline(handle, success=False)
                 raise GateFailed(cfg.name, failed)
+            hook("publish")
             manifest = build_manifest(cfg, paths, records, validation, version, handle).model_dump(mode="json")
             new = assemble(paths, manifest, paths.report_html.read_text(encoding="utf-8"))
             try:  # everything uploaded before the swap; what follows it is journaled
@@ -363,8 +421,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             finally:
                 shutil.rmtree(new, ignore_errors=True)
             hook("records")
-            _complete(paths, journal, swapped=True, interrupted=False)
-            tracking.end_pipeline(handle, success=True)
+            _complete(paths, journal, swapped=True)
     return manifest
 
 
@@ -383,7 +440,13 @@ def _log_verdict_on_parent(parent_run_id: str, validation: Mapping[str, Any]) ->
 
 def hook(point: str) -> None:
     """Pause at a named point of the publish step when $SYNTHGATE_PAUSE_AT names it (fault tests
-    kill the process there); a no-op otherwise."""
+    kill the process there); a no-op otherwise.
+
+    The points: `publish` (gates passed, nothing assembled yet; with $SYNTHGATE_PAUSE_S=0 it only
+    marks the start of the publish step on stderr), `swap` (assembled, uploaded and journaled),
+    `renames` (inside the swap: the folders exchanged, the old one not yet removed; or, without an
+    atomic exchange, between the two renames) and `records` (swapped in, records not yet written).
+    """
     if os.environ.get("SYNTHGATE_PAUSE_AT") == point:
         import sys
         import time

@@ -7,13 +7,16 @@ datetimes, trimmed strings, an unnamed row-index column dropped) and every chang
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import gzip
 import io
 import re
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
 from pipelines.errors import ConfigError, InvalidInputError
 from pipelines.io import sha256_bytes, sha256_file
@@ -28,46 +31,93 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z
 _MAX_REPORTED = 5
 
 
-def _read_bytes(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes (a .gz or single-file .zip decompressed), refused beyond `max_bytes`
-    before more than that is read or expanded."""
+CSV_CHUNK_ROWS = 100_000
+"""Rows pandas parses at a time: the whole text, its tokens and the frame are never held at once."""
+
+_READ_CHUNK = 1 << 20
+
+
+class _Capped(io.RawIOBase):
+    """A binary stream that raises `too_big` once more than `max_bytes` were read from it."""
+
+    def __init__(self, inner: BinaryIO, max_bytes: int, too_big: InvalidInputError) -> None:
+        self.inner, self.max_bytes, self.too_big, self.seen = inner, max_bytes, too_big, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(min(len(buffer), _READ_CHUNK))
+        self.seen += len(data)
+        if self.seen > self.max_bytes:
+            raise self.too_big
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@contextlib.contextmanager
+def _open_bytes(path: Path, max_bytes: int) -> Iterator[BinaryIO]:
+    """The file's bytes as a stream (a .gz or single-file .zip decompressed as it is read), which
+    fails once more than `max_bytes` came out of it: nothing is expanded whole."""
 
     def too_big(what: str) -> InvalidInputError:
         return InvalidInputError(
             str(path),
             [f"{what} more than {max_bytes // 2**20:,} MB (ingest.max_source_mb)"],
-            hint="Raise ingest.max_source_mb for this dataset if the machine has the memory (about 11x the "
-            "size while reading), or split the source.",
+            hint="Raise ingest.max_source_mb for this dataset if the machine has the memory for the table, "
+            "or split the source.",
         )
 
-    if path.suffix == ".gz":
-        out = bytearray()
-        with gzip.open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                out += chunk
-                if len(out) > max_bytes:
-                    raise too_big("decompresses to")
-        return bytes(out)
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as zf:
+    with contextlib.ExitStack() as stack:
+        if path.suffix == ".gz":
+            inner: BinaryIO = stack.enter_context(gzip.open(path, "rb"))
+            what = "decompresses to"
+        elif path.suffix == ".zip":
+            zf = stack.enter_context(zipfile.ZipFile(path))
             members = [m for m in zf.infolist() if not m.is_dir()]
             if len(members) != 1:
                 raise InvalidInputError(str(path), [f"zip holds {len(members)} files; expected one CSV"])
             if members[0].file_size > max_bytes:
                 raise too_big("decompresses to")
-            with zf.open(members[0]) as f:
-                data = f.read(max_bytes + 1)
-            if len(data) > max_bytes:
-                raise too_big("decompresses to")
-            return data
-    if path.stat().st_size > max_bytes:
-        raise too_big("is")
-    return path.read_bytes()
+            inner, what = stack.enter_context(zf.open(members[0])), "decompresses to"
+        else:
+            if path.stat().st_size > max_bytes:
+                raise too_big("is")
+            inner, what = stack.enter_context(open(path, "rb")), "is"
+        yield cast(BinaryIO, io.BufferedReader(_Capped(inner, max_bytes, too_big(what)), _READ_CHUNK))
 
 
-def _check_csv_shape(text: str, path: str, delimiter: str) -> None:
-    """Reject ragged rows, wrong delimiters and empty files, naming the lines."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+@contextlib.contextmanager
+def _open_text(path: Path, max_bytes: int, encoding: str) -> Iterator[TextIO]:
+    """The file as text, streamed and decoded as it is read (newlines kept as they are, a leading
+    UTF-8 byte-order mark dropped)."""
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
+    with _open_bytes(path, max_bytes) as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as text:
+        yield text
+
+
+def _bad_byte(path: Path, max_bytes: int, encoding: str) -> int:
+    """The offset of the first byte that is not valid `encoding` (streamed, only on the error path)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    consumed = 0
+    with _open_bytes(path, max_bytes) as raw:
+        while True:
+            chunk = raw.read(_READ_CHUNK)
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                return consumed - pending + err.start
+            if not chunk:
+                return consumed
+            consumed += len(chunk)
+
+
+def _check_csv_shape(lines: Iterable[str], sample: str, path: str, delimiter: str) -> None:
+    """Reject ragged rows, wrong delimiters and empty files, naming the lines (streamed: `lines`
+    is read once; `sample` is the start of the text, for guessing a delimiter)."""
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -76,7 +126,7 @@ def _check_csv_shape(text: str, path: str, delimiter: str) -> None:
         raise InvalidInputError(path, [f"line 1: {err}"]) from None
     if len(header) == 1:
         try:
-            sniffed = csv.Sniffer().sniff(text[:20_000], delimiters=",;\t|").delimiter
+            sniffed = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
         except csv.Error:
             sniffed = None
         if sniffed and sniffed != delimiter:
@@ -111,6 +161,48 @@ def _check_csv_shape(text: str, path: str, delimiter: str) -> None:
         raise InvalidInputError(path, problems, hint="Fix or remove these lines; no line is skipped silently.")
     if rows == 0:
         raise InvalidInputError(path, ["the file has a header but no data rows"])
+
+
+def read_csv(path: Path, shown: str, source: SourceConfig, max_bytes: int) -> pd.DataFrame:
+    """A CSV source, strictly, in bounded memory beyond the frame itself.
+
+    Streamed twice, decompressed and decoded as it is read (and never past `max_bytes`): the shape
+    check, line by line, then pandas in chunks of `CSV_CHUNK_ROWS` rows. A column whose chunks got different
+    dtypes (a number column with a blank in one chunk, text in another) is parsed again whole, on
+    its own, so every dtype and value is what one pandas read of the whole file gives.
+    """
+    import pandas as pd
+
+    try:
+        codecs.lookup(source.encoding)
+    except LookupError:
+        raise ConfigError([f"source.encoding: unknown encoding {source.encoding!r}"]) from None
+    try:
+        with _open_text(path, max_bytes, source.encoding) as text:
+            sample = text.read(20_000)
+        with _open_text(path, max_bytes, source.encoding) as text:
+            _check_csv_shape(text, sample, shown, source.delimiter)
+    except UnicodeDecodeError:
+        raise InvalidInputError(
+            shown,
+            [f"not valid {source.encoding} at byte {_bad_byte(path, max_bytes, source.encoding)}"],
+            hint="Set `source.encoding` (e.g. latin-1) for this dataset in params.yaml.",
+        ) from None
+    options: dict[str, Any] = {"sep": source.delimiter, "low_memory": False}
+    try:
+        with _open_text(path, max_bytes, source.encoding) as text:
+            chunks = list(pd.read_csv(text, chunksize=CSV_CHUNK_ROWS, **options))
+        df = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+        mixed = [i for i in range(df.shape[1]) if len({str(c.iloc[:, i].dtype) for c in chunks}) > 1]
+        del chunks
+        if mixed:
+            with _open_text(path, max_bytes, source.encoding) as text:
+                whole = pd.read_csv(text, usecols=mixed, **options)
+            for j, i in enumerate(mixed):
+                df.isetitem(i, whole.iloc[:, j])
+    except (pd.errors.ParserError, ValueError) as err:
+        raise InvalidInputError(shown, [f"could not parse: {err}"]) from None
+    return df
 
 
 ROOTS_ENV = "SYNTHGATE_SOURCE_ROOTS"
@@ -150,24 +242,8 @@ def read_source(source: SourceConfig, root: Path, max_mb: int = 2048) -> tuple[p
         raise InvalidInputError(shown, ["file is empty (0 bytes)"])
     info: dict[str, Any] = {"path": source.path, "format": source.format}
     if source.format == "csv":
-        data = _read_bytes(path, max_mb * 2**20)
         info["sha256"] = sha256_file(path)
-        try:
-            text = data.decode(source.encoding)
-        except UnicodeDecodeError as err:
-            raise InvalidInputError(
-                shown,
-                [f"not valid {source.encoding} at byte {err.start}"],
-                hint="Set `source.encoding` (e.g. latin-1) for this dataset in params.yaml.",
-            ) from None
-        except LookupError:
-            raise ConfigError([f"source.encoding: unknown encoding {source.encoding!r}"]) from None
-        text = text.removeprefix("\ufeff")
-        _check_csv_shape(text, shown, source.delimiter)
-        try:
-            df = pd.read_csv(io.StringIO(text), sep=source.delimiter, low_memory=False)
-        except (pd.errors.ParserError, ValueError) as err:
-            raise InvalidInputError(shown, [f"could not parse: {err}"]) from None
+        df = read_csv(path, shown, source, max_mb * 2**20)
     elif source.format == "parquet":
         if path.stat().st_size > max_mb * 2**20:
             raise InvalidInputError(shown, [f"is more than {max_mb:,} MB (ingest.max_source_mb)"])

@@ -63,6 +63,16 @@ def check_server(uri: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+CLIENT_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+"""The MLflow client's retry settings unless the user set them: a server that stops during a run
+fails the stage in seconds (MLflow's own defaults retry for minutes); the start-of-stage health
+check already answers for a server that is down from the start."""
+
+
 def use_store(root: Path) -> str:
     """Point this process's MLflow client at the store of `root`; return the URI.
 
@@ -73,6 +83,8 @@ def use_store(root: Path) -> str:
     import mlflow
 
     uri = tracking_uri(root)
+    for key, value in CLIENT_RETRIES.items():
+        os.environ.setdefault(key, value)
     before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     if before is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,25 @@ def test_impossible_gate_blocks_release_and_keeps_previous(released):
     run_stages(released, "hdma", ("validate",))  # restore the passing report
 
 
+def test_release_refuses_records_of_different_runs(released):
+    """A run cut short after fit (found by tests/faults: the disk filled up in generate) leaves a
+    fit record whose model generate never sampled: release refuses instead of publishing records
+    that lineage cannot reconcile."""
+    from pipelines.errors import IntegrityError
+
+    p = paths_for("hdma", released)
+    before, record = _tree(p.release_dir), p.record("generate").read_text()
+    generate = json.loads(record)
+    generate["model"]["sha256"] = "0" * 64  # what a generate record from before the last fit says
+    p.record("generate").write_text(json.dumps(generate))
+    try:
+        with pytest.raises(IntegrityError, match=r"runs/hdma/generate.json read model .* but runs/hdma/fit.json wrote"):
+            release.run(load(released, "hdma"), p)
+    finally:
+        p.record("generate").write_text(record)
+    assert _tree(p.release_dir) == before
+
+
 def test_crash_mid_swap_leaves_old_release(released, monkeypatch):
     p = paths_for("hdma", released)
     run_stages(released, "hdma", ("validate",))
@@ -128,6 +148,7 @@ def test_crash_mid_swap_leaves_old_release(released, monkeypatch):
             raise OSError("simulated crash")
         return real_replace(src, dst)
 
+    monkeypatch.setattr(release, "_exchange", lambda a, b: False)  # a filesystem without RENAME_EXCHANGE
     monkeypatch.setattr(release.os, "replace", crash)
     with pytest.raises(OSError, match="simulated crash"):
         release.run(load(released, "hdma"), p)
@@ -135,6 +156,18 @@ def test_crash_mid_swap_leaves_old_release(released, monkeypatch):
     release.recover(p)
     assert _tree(p.release_dir) == before
     assert not list(p.release_dir.parent.glob(".hdma.*"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2(RENAME_EXCHANGE) is Linux's")
+def test_the_swap_is_one_atomic_exchange(tmp_path):
+    """Where the filesystem can (Linux: ext4, xfs, btrfs, tmpfs), the release folder is exchanged
+    in one step: there is no moment without a release (tests/faults kill inside the swap)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, text in ((a, "old"), (b, "new")):
+        folder.mkdir()
+        (folder / "f").write_text(text)
+    assert release._exchange(b, a)
+    assert (a / "f").read_text() == "new" and (b / "f").read_text() == "old"
 
 
 def test_recover_restores_an_interrupted_swap(released):
