@@ -208,7 +208,7 @@ def validate(ctx: RunContext) -> RunContext:
 
 def released_by(ctx: Mapping[str, Any], paths: DatasetPaths) -> int | None:
     """The version this very Airflow run already published (a retried release task), else None."""
-    from pipelines.release import UPSTREAM
+    from pipelines.manifest import UPSTREAM
 
     if not paths.manifest.is_file():
         return None
