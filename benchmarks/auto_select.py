@@ -42,7 +42,7 @@ def run(dataset: str, rows: int | None, budget: float | None) -> dict[str, Any]:
     """Selection on one dataset, every candidate also scored on the holdout."""
     from pipelines import engines, ingest, metadata, pii, tableset
     from pipelines.config import apply_overrides, load_params
-    from pipelines.engines import select
+    from pipelines.engines import selection
     from pipelines.paths import paths_for
 
     fit = {"synthesizer": "auto", **({"budget_s": budget} if budget else {})}
@@ -58,12 +58,12 @@ def run(dataset: str, rows: int | None, budget: float | None) -> dict[str, Any]:
     md = metadata.seen_only(metadata.without_columns(metadata.load(paths), lay.main, plan.names), learned)
     on_holdout: dict[str, dict[str, Any]] = {}
 
-    def score_on_holdout(cand: select.Candidate, model: Any) -> None:
+    def score_on_holdout(cand: selection.Candidate, model: Any) -> None:
         engine = engines.get(cand.engine)
         n = min(len(learned[lay.main]), cfg.gates.sample_rows)
         request = engines.SampleRequest(n, cfg.seed, lay.main, len(learned[lay.main]))
         synthetic = engine.sample(model, request)
-        on_holdout[cand.engine] = select.score(holdout, synthetic, learned, md, cfg, lay)
+        on_holdout[cand.engine] = selection.score(holdout, synthetic, learned, md, cfg, lay)
         print(  # progress: the selection of a large table takes a while
             f"{dataset} {cand.engine} {cand.params}: fit {cand.fit_seconds} s (estimated {cand.estimated_s} s), "
             f"validation composite {cand.composite}, holdout {on_holdout[cand.engine]['composite']}",
@@ -72,7 +72,7 @@ def run(dataset: str, rows: int | None, budget: float | None) -> dict[str, Any]:
         )
 
     started = time.perf_counter()
-    sel = select.select(learned, md, cfg, lay, on_fit=score_on_holdout)
+    sel = selection.select(learned, md, cfg, lay, on_fit=score_on_holdout)
     seconds = time.perf_counter() - started
     best = max(on_holdout, key=lambda e: on_holdout[e]["composite"])
     auto, best_single = on_holdout[sel.winner]["composite"], on_holdout[best]["composite"]

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pipelines import dp, engines, metadata, pii, tableset
-from pipelines.engines import candidates, select
+from pipelines.engines import candidates, selection
 from pipelines.errors import InvalidInputError
 from pipelines.io import sha256_file, write_json
 from pipelines.records.base import FileEntry
@@ -50,7 +50,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     else:
         engines.get(cfg.fit.synthesizer)
     with tracking.stage_run(cfg, paths, "fit") as handle:
-        chosen = select.select(learned, md, cfg, lay, log=True) if auto else None
+        chosen = selection.select(learned, md, cfg, lay, log=True) if auto else None
         fit_cfg = candidates.candidate_config(cfg, chosen.winner, chosen.params) if chosen else cfg
         engine = engines.get(fit_cfg.fit.synthesizer)
         started = time.perf_counter()

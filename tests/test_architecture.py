@@ -89,3 +89,14 @@ def test_single_vs_several_tables_is_decided_in_the_table_set_module_only() -> N
         if f.name != "tableset.py" and pattern.search(Path(f).read_text(encoding="utf-8"))
     ]
     assert not offenders, offenders
+
+
+def test_no_engine_module_shadows_the_standard_library() -> None:
+    """External runners run as scripts from pipelines/engines/, which is then first on sys.path:
+    a module named like a stdlib one (select.py) breaks every import of it in the engine's env."""
+    import sys
+
+    shadowing = sorted(
+        f.name for f in (REPO / "pipelines" / "engines").glob("*.py") if f.stem in sys.stdlib_module_names
+    )
+    assert not shadowing, f"rename these: {shadowing}"

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines import engines
 from pipelines.config import build_dataset
-from pipelines.engines import candidates, select
+from pipelines.engines import candidates, selection
 from pipelines.errors import ConfigError
 from pipelines.io import read_json
 from pipelines.paths import paths_for
@@ -208,11 +208,11 @@ def test_a_rerun_picks_the_same_engine_with_the_same_figures(fitted):
     train = tableset.read(p.train, lay, IngestRecord.read(p.record("ingest")).train, "ingest")
     md = metadata.seen_only(metadata.load(p), train)
     first = read_json(p.record("fit"))["selection"]
-    again = select.select(train, md, cfg, lay)
+    again = selection.select(train, md, cfg, lay)
     assert again.winner == first["winner"] and again.reason == first["reason"]
     assert [c.params for c in again.candidates] == [c["params"] for c in first["candidates"]]
     assert [c.figures for c in again.candidates] == [c["figures"] for c in first["candidates"]]
-    fit_part, validation = select.carve(train, cfg, lay)
+    fit_part, validation = selection.carve(train, cfg, lay)
     assert abs(len(validation[lay.main]) - 0.2 * len(train[lay.main])) <= 2  # stratified by deny, rounded per class
     rows = pd.concat([fit_part[lay.main], validation[lay.main]]).sort_values(list(train[lay.main].columns))
     expected = train[lay.main].sort_values(list(train[lay.main].columns))

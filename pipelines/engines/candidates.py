@@ -2,7 +2,7 @@
 limit each gets from `fit.budget_s` through a measured cost model (never a wall-clock cap).
 
 Config validation imports this module, so it imports no generator, gate or metric library;
-`pipelines.engines.select` fits and scores the candidates. docs/engines.md "Auto-selection".
+`pipelines.engines.selection` fits and scores the candidates. docs/engines.md "Auto-selection".
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def candidate_problems(fit: FitConfig) -> list[str]:
                 f"{list(fit.licences)}: remove it or allow its licence"
             )
         elif name not in COSTS:
-            problems.append(f"candidates: {name!r} has no measured cost model (pipelines/engines/select.py COSTS)")
+            problems.append(f"candidates: {name!r} has no measured cost model (pipelines/engines/candidates.py COSTS)")
     if fit.candidates is not None:
         twice = sorted({n for n in fit.candidates if fit.candidates.count(n) > 1})
         problems += [f"candidates: {n!r} is listed twice" for n in twice]
