@@ -145,10 +145,14 @@ def test_bad_overrides_are_refused_before_any_work(stack: ProductionStack, repo:
     # A bad form field: Airflow validates it against the Param schema and creates no run.
     with pytest.raises(StackError, match="rows"):
         stack.trigger(DAG_ID, {"rows": 0})
-    # A bad nested key: the first task fails, naming the key path; nothing downstream runs.
-    run_id = stack.trigger(DAG_ID, {"generate": {"rowz": 5}})
+    # A bad nested key: the section's schema (from the pydantic model) refuses it; no run either.
+    with pytest.raises(StackError, match="rowz"):
+        stack.trigger(DAG_ID, {"generate": {"rowz": 5}})
+    # A rule across fields (the target declared PII): the first task fails, naming the key path;
+    # nothing downstream runs.
+    run_id = stack.trigger(DAG_ID, {"fit": {"pii": {"columns": {"deny": "name"}}}})
     assert stack.wait(DAG_ID, run_id, timeout=180) == "failed"
     tasks = stack.task_states(DAG_ID, run_id)
     assert tasks.pop("start") == "failed"
     assert set(tasks.values()) <= {"upstream_failed", None}
-    assert "generate.rowz: unknown key" in stack.task_log(DAG_ID, run_id, "start")
+    assert "fit.pii.columns: 'deny' is the target" in stack.task_log(DAG_ID, run_id, "start")
