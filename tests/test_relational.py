@@ -282,7 +282,7 @@ def test_relational_only_knobs_are_checked(src, make_workspace):
 
     block = _block(src)
     block["fit"] = {"synthesizer": "gaussian_copula"}
-    with pytest.raises(ConfigError, match="relational datasets are fitted with one of \\['hma'\\]"):
+    with pytest.raises(ConfigError, match=r"relational datasets are fitted with one of \['hma', 'tabular_argn'\]"):
         build_dataset("nyc", block, defaults())
     block = _block(src)
     block["generate"] = {"conditions": {"origin": "EWR"}}
