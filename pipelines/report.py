@@ -1,27 +1,30 @@
 """The human report: one self-contained HTML page (inline SVG plots, no network, byte-stable).
 
 `render` (validate stage) draws the verdict, the gate table, the validation figures (SDMetrics
-properties, utility), the fidelity floors (per-column shapes and the worst pairs), the bias figures
-per sensitive group, real-vs-synthetic plots per column, the correlation-difference heatmap, the
-privacy figures against their holdout baselines and the distance-to-closest-record histogram
-(`pipelines.report_sections` draws the tables from the figures). `with_lineage` (release stage) fills the
-lineage slot from the release manifest. A Content-Security-Policy forbids every fetch, so the page
-works offline and cannot leak anything when opened; the SVG ids are scoped per plot and their hash
-salt fixed, so the same inputs give the same bytes.
+properties, utility), the fidelity floors (per-column scores with type, metric and the floor, and
+the worst pairs), the bias figures per sensitive group, real-vs-synthetic plots per column (id-like
+columns listed instead: `pipelines.report_columns`), the association differences of every pair,
+numeric and categorical (`pipelines.report_associations`), the privacy figures against their
+holdout baselines and the distance-to-closest-record histogram (`pipelines.report_sections` draws
+the tables from the figures). `with_lineage` (release stage) fills the lineage slot from the
+release manifest. A Content-Security-Policy forbids every fetch, so the page works offline and
+cannot leak anything when opened; the SVG ids are scoped per plot and their hash salt fixed
+(`pipelines.report_svg`), so the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import report_sections
+from pipelines import report_associations, report_columns, report_sections
 from pipelines.contracts import PROVENANCE
 from pipelines.io import write_bytes
+from pipelines.keys import key_columns
+from pipelines.report_svg import pyplot, svg
+from pipelines.tableset import layout
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +33,6 @@ if TYPE_CHECKING:
 
 LINEAGE_SLOT = "<!--synthgate:lineage-->"
 _PENDING = '<p class="muted" id="lineage-pending">Not released yet: filled in when the release is published.</p>'
-MAX_PLOTTED_COLUMNS = 16
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 _CSS = """
@@ -45,82 +47,6 @@ figcaption{font-size:.8rem;text-align:center}code{background:#f4f4f4;padding:0 .
 .muted{color:#666;font-size:.9rem}
 """
 
-_ID = re.compile(r'\bid="([^"]+)"')
-
-
-def _scoped(svg: str, prefix: str) -> str:
-    """Prefix every id (and every reference to it) so plots inlined in one page never collide."""
-    ids = set(_ID.findall(svg))
-    if not ids:
-        return svg
-    names = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
-    pattern = re.compile(r'(id="|url\(#|href="#)(' + names + r')(?=[")])')
-    return pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
-
-
-def _svg(fig: Any, prefix: str) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    with plt.rc_context({"svg.hashsalt": "synthgate", "svg.fonttype": "path"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    text = text[text.find("<svg") :]
-    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
-    return _scoped(text, prefix)
-
-
-def _figure() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _column_plot(col: str, real: pd.Series, synth: pd.Series, prefix: str) -> str:
-    import pandas as pd
-
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(3.2, 2.2))
-    if pd.api.types.is_numeric_dtype(real) and not pd.api.types.is_bool_dtype(real):
-        r, s = real.dropna().astype(float), synth.dropna().astype(float)
-        lo, hi = (min(r.min(), s.min()), max(r.max(), s.max())) if len(s) else (r.min(), r.max())
-        bins = 30 if hi > lo else 1
-        ax.hist(r, bins=bins, range=(lo, hi), alpha=0.5, density=True, label="real")
-        ax.hist(s, bins=bins, range=(lo, hi), alpha=0.5, density=True, label="synthetic")
-    elif pd.api.types.is_datetime64_any_dtype(real):
-        ax.hist(real.dropna(), bins=30, alpha=0.5, density=True, label="real")
-        ax.hist(synth.dropna(), bins=30, alpha=0.5, density=True, label="synthetic")
-    else:
-        top = real.astype(str).value_counts(normalize=True).head(12)
-        syn = synth.astype(str).value_counts(normalize=True).reindex(top.index).fillna(0)
-        x = range(len(top))
-        ax.bar([i - 0.2 for i in x], top.values, width=0.4, label="real")
-        ax.bar([i + 0.2 for i in x], syn.values, width=0.4, label="synthetic")
-        ax.set_xticks(list(x), [str(v)[:10] for v in top.index], rotation=45, ha="right", fontsize=7)
-    ax.set_title(col, fontsize=9)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6)
-    return _svg(fig, prefix)
-
-
-def _corr_plot(real: pd.DataFrame, synth: pd.DataFrame) -> str | None:
-    num = [c for c in real.columns if real[c].dtype.kind in "fiu"]
-    if len(num) < 2:
-        return None
-    plt = _figure()
-    diff = (real[num].corr() - synth[num].corr()).abs()
-    fig, ax = plt.subplots(figsize=(4.5, 3.8))
-    im = ax.imshow(diff.to_numpy(), vmin=0, vmax=1, cmap="Reds")
-    ax.set_xticks(range(len(num)), num, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(num)), num, fontsize=7)
-    ax.set_title("|corr(real) - corr(synthetic)|", fontsize=9)
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    return _svg(fig, "corr")
-
 
 def _dcr_plot(dcr: dict[str, list[float]]) -> str | None:
     import numpy as np
@@ -128,7 +54,7 @@ def _dcr_plot(dcr: dict[str, list[float]]) -> str | None:
     syn, ho = dcr.get("dcr_synthetic_train"), dcr.get("dcr_holdout_train")
     if not syn or not ho:
         return None
-    plt = _figure()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 2.6))
     hi = max(max(syn), max(ho)) or 1.0
     ax.hist(
@@ -138,7 +64,7 @@ def _dcr_plot(dcr: dict[str, list[float]]) -> str | None:
     ax.set_title("distance to closest training record", fontsize=9)
     ax.set_xlabel("distance (scaled features)", fontsize=7)
     ax.legend(fontsize=7)
-    return _svg(fig, "dcr")
+    return svg(fig, "dcr")
 
 
 def _fmt(value: Any) -> str:
@@ -172,7 +98,7 @@ def render(
     metadata: Any,
     dcr: dict[str, list[float]],
 ) -> str:
-    """The report page: verdict, gate table, figures, per-column plots, correlations, DCR histogram."""
+    """The report page: verdict, gates, figures, per-column scores and plots, associations, privacy, DCR."""
     e = html.escape
     synth = blended[blended[PROVENANCE] == "synthetic"]
     gates = validation["gates"]
@@ -185,19 +111,13 @@ def render(
         for g in gates
     )
     columns = [c for c in train.columns if c in synth.columns]
-    shown = columns[:MAX_PLOTTED_COLUMNS]
-    plots = "".join(
-        f'<figure role="img" aria-label="{e(c)}: real vs synthetic">'
-        f"{_column_plot(c, train[c], synth[c], f'col{i}')}<figcaption>{e(c)}</figcaption></figure>"
-        for i, c in enumerate(shown)
+    lay = layout(cfg)
+    found = report_columns.profiles(
+        train[columns], report_columns.sdtypes(metadata, lay.main), key_columns(cfg.source, lay.main)
     )
-    omitted = columns[MAX_PLOTTED_COLUMNS:]
-    more = (
-        (f'<p class="muted">{len(omitted)} more column(s) not plotted: {e(", ".join(map(str, omitted)))}.</p>')
-        if omitted
-        else ""
-    )
-    corr = _corr_plot(train[columns], synth[columns]) or "<p>Fewer than two numeric columns.</p>"
+    types = report_columns.type_labels(report_columns.sdtypes(metadata), found, None if lay.single else lay.main)
+    kinds = {p.name: p.kind for p in found if p.kind != "id"}
+    corr = report_associations.section(train[list(kinds)], synth[list(kinds)], kinds, cfg.seed)
     dcr_svg = _dcr_plot(dcr) or "<p>No distances computed.</p>"
     figures = validation.get("figures") or {}
     return f"""<!doctype html>
@@ -218,10 +138,10 @@ seed {cfg.seed}, blend <code>{e(cfg.blend.strategy)}</code>.</p>
 <th>explanation</th></tr></thead><tbody>{rows}</tbody></table>
 <h2 id="figures-h">Figures</h2><div id="figures">{_figures_tables(figures)}</div>
 <h2 id="floors-h">Fidelity floors: the worst columns and pairs</h2>
-<div id="floors">{report_sections.floors(figures)}</div>
+<div id="floors">{report_sections.floors(figures, types, cfg.gates.column_shape_min)}</div>
 <h2 id="bias-h">Bias: sensitive groups, train vs synthetic</h2><div id="bias">{report_sections.bias(figures)}</div>
-<h2 id="columns-h">Real vs synthetic, per column</h2><div class="grid" id="columns">{plots}</div>{more}
-<h2 id="correlations-h">Correlation difference</h2><div id="correlations">{corr}</div>
+<h2 id="columns-h">Real vs synthetic, per column</h2>{report_columns.section(train, synth, found)}
+<h2 id="correlations-h">Association difference, every pair of columns</h2><div id="correlations">{corr}</div>
 <h2 id="dcr-h">Privacy: against the holdout baseline</h2><div id="privacy">{report_sections.privacy(figures)}</div>
 <div id="dcr">{dcr_svg}</div>
 <h2 id="canaries-h">Canaries: memorisation in a shadow fit</h2>

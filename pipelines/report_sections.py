@@ -1,7 +1,8 @@
 """Report sections drawn from validate's figures (`validation.json` `figures`), as HTML tables.
 
-The fidelity floors (per-column shape scores and the worst column pairs, worst first), the bias
-figures (per sensitive group: share of rows and target rate, train vs synthetic), the privacy
+The fidelity floors (per-column shape scores with type, metric and verdict against the floor, and
+the worst column pairs, worst first), the bias figures (per sensitive group: share of rows and
+target rate, train vs synthetic), the privacy
 figures (each measure on the synthetic rows next to its holdout baseline, and the columns left out)
 and the differential privacy of the model (target, spent epsilon, the dataset's ledger and budget).
 A section whose figures are absent (a gate that did not apply) says so in one line.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from typing import Any
 
 SHOWN = 10
@@ -38,14 +40,37 @@ def _score(row: dict[str, Any]) -> list[str]:
     return [_num(row["score"]), _num(row.get("allowance"))]
 
 
-def floors(figures: dict[str, Any]) -> str:
-    """Per-column shapes (ten worst, the rest folded) and the ten worst column pairs."""
+def _against(row: dict[str, Any], floor: float | None) -> str:
+    """A column's score against the floor, as the column_shape gate judges it (allowance included)."""
+    score, allowance = row["score"], row.get("allowance") or 0.0
+    if floor is None or score is None:
+        return "–"
+    if score < floor - allowance:
+        return f'<span class="fail">below {floor:g}</span>'
+    return f"within sampling noise of {floor:g}" if score < floor else "ok"
+
+
+def floors(figures: dict[str, Any], types: Mapping[str, str] | None = None, floor: float | None = None) -> str:
+    """Per-column shapes (ten worst, the rest folded) with each column's type and its score against
+    `floor` (`gates.column_shape_min`), and the ten worst column pairs."""
     shapes, pairs = figures.get("column_shapes"), figures.get("pair_trends")
     if shapes is None or pairs is None:
         return "<p>No fidelity floors computed (no synthetic rows).</p>"
-    head = ["column", "metric", "score", "sampling allowance"]
-    rows = [[f"<code>{e(r['column'])}</code>", e(r["metric"]), *_score(r)] for r in shapes]
-    out = _table("column-shapes", head, rows[:SHOWN], f"Column shapes, worst first ({len(rows)} columns)")
+    types = types or {}
+    head = ["column", "type", "metric", "score", "sampling allowance", "floor"]
+    rows = [
+        [
+            f"<code>{e(r['column'])}</code>",
+            e(types.get(r["column"], "–")),
+            e(r["metric"]),
+            *_score(r),
+            _against(r, floor),
+        ]
+        for r in shapes
+    ]
+    caption = f"Column shapes, worst first ({len(rows)} columns"
+    caption += f"; floor gates.column_shape_min = {floor:g} less the sampling allowance)" if floor is not None else ")"
+    out = _table("column-shapes", head, rows[:SHOWN], caption)
     if rows[SHOWN:]:
         rest = _table("column-shapes-rest", head, rows[SHOWN:])
         out += f"<details><summary>{len(rows) - SHOWN} more column(s)</summary>{rest}</details>"

@@ -92,11 +92,11 @@ def evaluate(
 
 
 def _plotted(ctx: GateContext) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The main table's blended and train rows the report plots: no key, and no real PII ever."""
+    """The main table's blended and train rows the report shows (keys only counted): no real PII ever."""
     from pipelines.gates.pii import protected_columns
 
     hidden = set(protected_columns(ctx).get(ctx.main, ()))
-    shown = [c for c in ctx.attributes() if c not in hidden]
+    shown = [c for c in ctx.learned[ctx.main] if c not in hidden]
     return ctx.blended[ctx.main][[*shown, PROVENANCE]], ctx.train[ctx.main][shown]
 
 

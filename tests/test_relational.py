@@ -126,6 +126,17 @@ def test_every_gate_passes_and_synthetic_keys_resolve(validated):
     assert blended["airlines"]["carrier"].str.fullmatch(r"[A-Z0-9]{2}").all()
 
 
+def test_the_report_lists_the_main_tables_keys_and_plots_the_rest(validated):
+    import re
+
+    page = paths_for("nyc", validated).report_html.read_text()
+    plotted = re.findall(r'aria-label="([^"]+): real vs synthetic"', page)
+    listed = dict(re.findall(r"<tr><td><code>([^<]+)</code></td><td>(key: [^<]+)</td></tr>", page))
+    assert set(listed) == {"carrier", "origin", "dest", "tailnum"} and not set(listed) & set(plotted)
+    assert plotted and {"dep_delay", "distance"} <= set(plotted)
+    assert re.search(r"<td><code>flights\.dep_delay</code></td><td>numerical[^<]*</td><td>KSComplement", page)
+
+
 def test_release_publishes_the_table_set_with_per_table_digests(validated):
     from pipelines import lineage
 

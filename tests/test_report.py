@@ -1,9 +1,10 @@
 """The HTML report's figure sections, drawn from real gate figures (HDMA's bundled split).
 
 The fidelity, privacy and bias gates run on a stand-in release (the real holdout rows with `dir`
-collapsed to its median); the page must list the worst columns first (ten shown, the rest
-folded), the ten worst pairs, each `black` group's share and deny rate, and each privacy measure
-next to its holdout baseline.
+collapsed to its median; a row-number column added for the page); the page must list the worst
+columns first (ten shown, the rest folded) with type and floor verdict, the ten worst pairs, each
+`black` group's share and deny rate, each privacy measure next to its holdout baseline, the
+association differences of numeric and categorical columns, and the row number as an id, not a plot.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def page(tmp_path_factory):
         figures.update(found)
     dcr = {k: figures["privacy"].pop(k) for k in ("dcr_synthetic_train", "dcr_holdout_train")}
     validation = ValidationReport.of("hdma", gates, figures, False).to_json()
-    return report.render(cfg, validation, released, train, metadata, dcr), validation["figures"]
+    ids = {"train": train.assign(row=train.index), "released": released.assign(row=range(len(released)))}
+    page = report.render(cfg, validation, ids["released"], ids["train"], metadata, dcr)
+    return page, validation["figures"]
 
 
 def _table(html: str, table_id: str) -> list[list[str]]:
@@ -70,8 +73,14 @@ def test_worst_columns_first_ten_shown_the_rest_folded(page):
     html, figures = page
     shown, rest = _table(html, "column-shapes"), _table(html, "column-shapes-rest")
     assert len(shown) == 10 and len(shown) + len(rest) == len(figures["column_shapes"]) == 13
-    assert shown[0][:3] == ["dir", "KSComplement", f"{figures['column_shapes'][0]['score']:.4f}"]
+    worst = figures["column_shapes"][0]
+    score, allowance = f"{worst['score']:.4f}", f"{worst['allowance']:.4f}"
+    assert shown[0] == ["dir", "numerical", "KSComplement", score, allowance, "below 0.8"]
     assert [r[0] for r in shown + rest] == [c["column"] for c in figures["column_shapes"]]
+    types = {r[0]: r[1] for r in shown + rest}
+    assert types["comdominiom"] == "ordinal (whole numbers)" and types["deny"] == "categorical"
+    assert {r[5] for r in shown[1:] + rest} <= {"ok", "within sampling noise of 0.8", "below 0.8"}
+    assert "floor gates.column_shape_min = 0.8 less the sampling allowance" in html
     assert re.search(r"<details><summary>3 more column\(s\)</summary><table id=\"column-shapes-rest\"", html)
 
 
@@ -104,3 +113,18 @@ def test_privacy_measures_next_to_their_holdout_baselines(page):
     columns = re.search(r'<p id="privacy-columns">(.*?)</p>', html, re.S).group(1)
     assert f"on {len(p['columns'])} columns" in columns and "Left out: none" in columns
     assert 'id="figures-privacy"' not in html  # the flat table it replaces
+
+
+def test_associations_of_categorical_pairs_too_and_the_row_number_listed_not_plotted(page):
+    html, _ = page
+    section = re.search(r'<div id="correlations">(.*?)</div>', html, re.S).group(1)
+    assert {"deny", "black", "pbcr", "dir", "lvr"} <= set(re.findall(r"<!-- (.*?) -->", section))  # heatmap axes
+    pairs = _table(html, "associations")
+    measures = {r[1] for r in pairs}
+    assert len(pairs) == 10 and "dir" in pairs[0][0].split(" × ")  # the collapsed column lost every link
+    assert measures <= {"Pearson r", "Cramér&#x27;s V", "correlation ratio η"} and "correlation ratio η" in measures
+    assert [float(r[4]) for r in pairs] == sorted((float(r[4]) for r in pairs), reverse=True)
+    assert "row" not in re.findall(r"<!-- (.*?) -->", section)
+    assert not re.search(r'aria-label="row: real vs synthetic"', html)
+    note = "id-like (distinct whole numbers, densely packed): unique, 1905 values"  # the 1905 train rows' index
+    assert _table(html, "id-columns") == [["row", note]]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import report
+from pipelines import report, report_columns
 from pipelines.paths import paths_for
 from tests._lineage_ws import clean_env, new_workspace, small_hdma
 from tests.conftest import REPO, run_stages
@@ -105,7 +105,7 @@ def test_release_report_renders_in_chromium(browser, released):
     # every plot is an inline SVG with a real size on the page
     train_columns = json.loads((released / "metadata" / "hdma.json").read_text())["tables"]["hdma"]["columns"]
     plots = _box(browser, "#columns figure svg")
-    assert len(plots) == min(len(train_columns), report.MAX_PLOTTED_COLUMNS)
+    assert len(plots) == min(len(train_columns), report_columns.MAX_PLOTTED_COLUMNS)
     assert all(b["w"] > 100 and b["h"] > 80 for b in plots), plots
     for css in ("#correlations svg", "#dcr svg"):
         (box,) = _box(browser, css)

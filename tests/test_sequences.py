@@ -149,6 +149,9 @@ def test_par_generates_whole_sequences_reproducibly(make_workspace):
     assert gates["sequence_order"]["value"] == round(1 - out_of_order / sequences, 6)  # PAR may go back in time
     assert gates["sequence_order"]["threshold"] == 1.0
     assert figures["lengths"]["train"]["sequences"] == 181  # 226 planes, a fifth of them held out
+    page = p.report_html.read_text()  # the entity key is listed with its count, not drawn
+    assert "<td><code>tailnum</code></td><td>key: 181 distinct values in" in page
+    assert 'aria-label="tailnum: real vs synthetic"' not in page and 'aria-label="time_hour: real' in page
     first = [s["sha256"] for s in read_json(p.record("generate"))["shards"]]
     with clean_env():
         again = run_stages(ws, "seq", ("generate",))

@@ -86,7 +86,7 @@ class GateContext:
         return {t: df[[c for c in self.learned[t] if c in df.columns]] for t, df in tables.items()}
 
     def attributes(self) -> list[str]:
-        """The main table's learned columns minus its keys: what utility compares and the report plots."""
+        """The main table's learned columns minus its keys: what utility compares."""
         from pipelines.keys import key_columns
 
         keys = set(key_columns(self.cfg.source, self.main))
