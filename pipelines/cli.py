@@ -218,10 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--json", action="store_true", help="print the list as JSON")
     ds.set_defaults(func=_cmd_datasets)
     sm = sub.add_parser("summary", help="where a dataset's release is and its gate verdicts (checked first)")
-    sm.add_argument("dataset")
+    sm.add_argument(
+        "dataset", help="a dataset, or a path of its release (a file, its folder of tables, data/release/<dataset>)"
+    )
     sm.set_defaults(func=_cmd_summary)
     ln = sub.add_parser("lineage", help="walk a release back to its source, code, params, model and gates")
-    ln.add_argument("query", help="a release file path, its sha256 (or a prefix), or <dataset>@<version|latest>")
+    ln.add_argument(
+        "query",
+        help="a release file or folder (data/release/<ds>, its tables/), a sha256 (or a prefix), "
+        "or <dataset>@<version|latest>",
+    )
     ln.add_argument("--json", action="store_true", help="print the lineage as JSON")
     ln.add_argument("--no-mlflow", action="store_true", help="do not read the MLflow tracking store")
     ln.set_defaults(func=_cmd_lineage)

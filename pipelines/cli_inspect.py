@@ -39,11 +39,15 @@ def summary(dataset: str, root: Path | None = None, *, verify: bool = False) -> 
     if not paths.manifest.is_file():
         return f"{dataset}: no release yet ({paths.manifest} does not exist)"
     m = read_json(paths.manifest)
+    data, tables = m["files"][0], [f for f in m["files"] if f.get("table")]
     lines = [
-        f"{dataset}: release v{m['version']} at {paths.release_file.relative_to(paths.root)} "
-        f"({m['files'][0]['rows']} rows, sha256 {m['files'][0]['sha256'][:16]}…)",
-        f"  created {m['created_at']}; MLflow run {m['mlflow']['run_id']} (experiment {m['mlflow']['experiment']})",
+        f"{dataset}: release v{m['version']} at {data['path']} "
+        f"({f'{len(tables)} tables, ' if tables else ''}{data['rows']} rows, sha256 {data['sha256'][:16]}…)"
     ]
+    lines += [f"  {f['path']} ({f['rows']} rows)" for f in tables]
+    lines.append(
+        f"  created {m['created_at']}; MLflow run {m['mlflow']['run_id']} (experiment {m['mlflow']['experiment']})"
+    )
     if verify:
         from pipelines.lineage import lineage
 
@@ -60,8 +64,27 @@ def summary(dataset: str, root: Path | None = None, *, verify: bool = False) -> 
     return "\n".join(lines)
 
 
+def _summary_dataset(args: argparse.Namespace) -> str:
+    """The dataset `synthgate summary` is asked about: a configured name, or a release's path as
+    summary and lineage print it (a file, a folder of tables, the dataset's release folder)."""
+    from pipelines.lineage.locate import resolve
+    from pipelines.paths import repo_root
+
+    query = args.dataset
+    root = repo_root()
+    if not any((base / query).exists() for base in (root, Path.cwd())):
+        return _known(args, query)
+    release, _ = resolve(query, root)
+    if not release.current:
+        raise SynthgateError(
+            f"{query}: holds {release.dataset} v{release.version}, not its current release; "
+            f"`synthgate summary {release.dataset}` shows the current one, `synthgate lineage {query}` this one"
+        )
+    return _known(args, release.dataset)
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
-    print(summary(_known(args, args.dataset), verify=True))
+    print(summary(_summary_dataset(args), verify=True))
     return 0
 
 
@@ -84,7 +107,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
                 "engine": cfg.fit.synthesizer,
                 "release": f"v{manifest['version']}" if manifest else None,
                 "released_at": manifest["created_at"] if manifest else None,
-                "path": str(paths.release_file.relative_to(paths.root)) if manifest else None,
+                "path": manifest["files"][0]["path"] if manifest else None,
                 "last_attempt": (last or {}).get("verdict"),
                 "last_attempt_at": (last or {}).get("time"),
             }

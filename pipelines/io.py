@@ -47,6 +47,38 @@ def verify_sha256(path: Path, expected: str, shown: str, record: str, fix: str) 
         )
 
 
+def umask() -> int:
+    """The process's umask: from /proc where the system has it (no other thread sees it change),
+    else set and put back at once."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the umask (0666 & ~umask: 0644 for the usual 022)."""
+    return 0o666 & ~umask()
+
+
+def dir_mode() -> int:
+    """The mode a new folder gets under the umask (0777 & ~umask: 0755 for the usual 022)."""
+    return 0o777 & ~umask()
+
+
+def apply_umask(folder: Path) -> None:
+    """Give `folder` and everything under it the modes the umask implies (a `tempfile.mkdtemp`
+    folder is 0700 and a `mkstemp` file 0600, whatever the umask)."""
+    files, dirs = file_mode(), dir_mode()
+    os.chmod(folder, dirs)
+    for path in Path(folder).rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, dirs if path.is_dir() else files)
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path in the target's folder; rename it over `target` only on success.
@@ -62,7 +94,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp_path, 0o644)
+        os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

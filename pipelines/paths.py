@@ -96,7 +96,18 @@ class DatasetPaths:
 
     @property
     def release_file(self) -> Path:
+        """A single-table release: one parquet file."""
         return self.release_dir / f"{self.name}.parquet"
+
+    @property
+    def release_tables(self) -> Path:
+        """A relational release: a plain folder of one `<table>.parquet` per table (never one folder
+        named `.parquet`, which `pd.read_parquet` would read as one table mixing every schema)."""
+        return self.release_dir / "tables"
+
+    def release_data(self, single: bool) -> Path:
+        """Where a release's data lives: `release_file` for one table, else `release_tables`."""
+        return self.release_file if single else self.release_tables
 
     @property
     def manifest(self) -> Path:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines import tableset
 from pipelines.errors import GateFailed
 from pipelines.gitinfo import runner_info
-from pipelines.io import dumps_json, read_json, sha256_file, write_json
+from pipelines.io import apply_umask, dumps_json, read_json, sha256_file, write_json
 from pipelines.locks import file_lock
 from pipelines.manifest import build_manifest, current_version, ledger_entry_of, load_records
 from pipelines.records.release import (
@@ -145,8 +145,10 @@ def _append_attempt(paths: DatasetPaths, entry: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def assemble(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) -> Path:
-    """The new release in a temporary folder beside the old one (the manifest gets its files)."""
+def assemble(paths: DatasetPaths, manifest: dict[str, Any], report_page: str, lay: tableset.Layout) -> Path:
+    """The new release in a temporary folder beside the old one (the manifest gets its files): the
+    data as `<ds>.parquet`, or for a set of tables `tables/<table>.parquet`; every file and folder
+    with the modes the umask implies (the temporary folder itself is made 0700)."""
     from pipelines.report import with_lineage
 
     parent = paths.release_dir.parent
@@ -155,9 +157,10 @@ def assemble(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) ->
     try:
         if paths.manifests_dir.is_dir():
             shutil.copytree(paths.manifests_dir, new / "manifests")
-        data = new / paths.release_file.name
+        target = paths.release_data(lay.single)
+        data = new / target.relative_to(paths.release_dir)
         tableset.copy(paths.blended, data)
-        manifest["files"] = tableset.manifest_files(data, paths.rel(paths.release_file), int(manifest.get("rows", 0)))
+        manifest["files"] = tableset.manifest_files(data, paths.rel(target), int(manifest.get("rows", 0)))
         report = new / paths.release_report.name
         report.write_text(with_lineage(report_page, manifest), encoding="utf-8")
         manifest["files"].append({"path": paths.rel(paths.release_report), "rows": None, "sha256": sha256_file(report)})
@@ -165,6 +168,7 @@ def assemble(paths: DatasetPaths, manifest: dict[str, Any], report_page: str) ->
         (new / "manifests").mkdir(exist_ok=True)
         (new / "manifests" / f"v{manifest['version']:04d}.json").write_text(text, encoding="utf-8")
         (new / paths.manifest.name).write_text(text, encoding="utf-8")
+        apply_umask(new)
         for f in new.rglob("*"):
             if f.is_file():
                 with open(f, "rb") as fh:
@@ -245,7 +249,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 raise GateFailed(cfg.name, failed)
             hook("publish")
             manifest = build_manifest(cfg, paths, records, validation, version, handle).model_dump(mode="json")
-            new = assemble(paths, manifest, paths.report_html.read_text(encoding="utf-8"))
+            new = assemble(paths, manifest, paths.report_html.read_text(encoding="utf-8"), tableset.layout(cfg))
             try:  # everything uploaded before the swap; what follows it is journaled
                 mlflow.log_artifact(str(new / paths.manifest.name), artifact_path="release")
                 mlflow.log_artifact(str(new / paths.release_report.name), artifact_path="release")

@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from pipelines import tableset
 from pipelines.errors import InvalidInputError
 from pipelines.gitinfo import git_bytes
 from pipelines.io import read_json, sha256_file
@@ -288,9 +289,9 @@ def reproduce(
             result["error"] = "the reproduction was blocked by a gate (see log_tail)"
         elif result.get("returncode") not in (0, None):
             result["error"] = f"the pipeline exited with code {result['returncode']} (see log_tail)"
-        if new is not None:
-            release_file = paths_for(rel.dataset, scratch).release_file
-            result["reproduced_sha256"] = sha256_file(release_file) if release_file.is_file() else None
+        if new is not None and new.get("files"):  # where the checked-out code put the data: a file or a folder
+            data = scratch / new["files"][0]["path"]
+            result["reproduced_sha256"] = tableset.digest(data) if data.is_file() or data.is_dir() else None
         result["comparisons"] = _compare(m, new)
         result["same"] = result["reproduced_sha256"] == result["recorded_sha256"]
     finally:

@@ -131,6 +131,11 @@ def sample(
         problems.append(f"-o: {out} is inside data/release/; a sample is never a release: write it elsewhere")
     if lay.single and out.suffix not in (".parquet", ".csv"):
         problems.append(f"-o: {out.name} must end in .parquet or .csv")
+    if lay.relational and out.suffix.lower() in (".parquet", ".csv"):
+        problems.append(
+            f"-o: {out.name}: a sample of a table set is a folder of one <table>.parquet per table, as a release's "
+            "tables/ is; name a folder without .parquet (pandas reads a folder named .parquet as one mixed table)"
+        )
     if problems:
         raise ConfigError(problems, "synthgate sample")
     use_store(paths.root)

@@ -1,10 +1,11 @@
 """Table sets: the unit of data every stage reads and writes.
 
 A single-table dataset is a set of one table, stored as one parquet file; a relational dataset
-is a set of several tables with keys, stored as a folder of the same name holding one
-`<table>.parquet` per table (pyarrow reads such a folder-named-`.parquet` as a dataset too).
-The difference lives here and nowhere else: stages call `read`, `write`, `digest`, `describe`
-and `split` with the dataset's `Layout`.
+is a set of several tables with keys, stored between stages as a folder of the same name holding
+one `<table>.parquet` per table. The difference lives here and nowhere else: stages call `read`,
+`write`, `digest`, `describe` and `split` with the dataset's `Layout`. A release is what people
+read, so its tables go to a plain folder (`data/release/<ds>/tables/<table>.parquet`): a folder
+named `.parquet` is read by `pd.read_parquet` as one table that mixes every schema.
 
 A folder's digest is the sha256 of the sorted `<name> <sha256>` lines of its files.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import InvalidInputError
-from pipelines.io import read_parquet, sha256_bytes, sha256_file, verify_sha256, write_parquet
+from pipelines.io import dir_mode, read_parquet, sha256_bytes, sha256_file, verify_sha256, write_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,7 +103,7 @@ def _write_folder(target: Path, tables: Mapping[str, pd.DataFrame]) -> dict[str,
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
             out[name] = {"rows": len(tables[name]), "sha256": sha256_file(path)}
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, dir_mode())
         if old.exists() or old.is_symlink():
             shutil.rmtree(old) if old.is_dir() else old.unlink()
         if target.exists():

@@ -168,7 +168,7 @@ def test_missing_records_are_reported_not_guessed(ws_copy, monkeypatch, capsys):
         ("nope@1", "dataset 'nope' has no release"),
         ("hdma@7", r"no release v7 of 'hdma' \(there are: v1, v2\)"),
         ("0123456789abcdef", "no release file of any dataset has this sha256"),
-        ("data/release/hdma/missing.parquet", "not a file, a sha256"),
+        ("data/release/hdma/missing.parquet", "not a file or folder, a sha256"),
     ],
 )
 def test_bad_queries_are_typed_errors(ws, query, message):
@@ -187,6 +187,8 @@ def test_an_unrelated_file_is_not_a_release(ws, tmp_path):
     stranger.write_bytes(b"not a release")
     with pytest.raises(InvalidInputError, match="matches no file of any release"):
         lineage.lineage(str(stranger), ws)
+    with pytest.raises(InvalidInputError, match="matches no file of any release"):
+        lineage.lineage(str(tmp_path), ws)  # a folder: by the digest of its tables
 
 
 def test_releases_lists_published_and_blocked_attempts(ws, monkeypatch, capsys):
@@ -315,8 +317,12 @@ def test_summary_checks_the_release_before_listing_verdicts(ws, monkeypatch, cap
     monkeypatch.setenv("SYNTHGATE_ROOT", str(ws))
     assert main(["summary", "hdma"]) == 0
     out = capsys.readouterr().out
-    assert "release v2" in out and "verified: release files, records and verdicts match" in out
-    assert "[PASS] quality" in out
+    assert "release v2 at data/release/hdma/hdma.parquet" in out
+    assert "verified: release files, records and verdicts match" in out and "[PASS] quality" in out
+    for path in ("data/release/hdma/hdma.parquet", "data/release/hdma"):  # the path it prints, or the folder
+        assert main(["summary", path]) == 0 and capsys.readouterr().out == out
+    assert main(["summary", "data/release/hdma/manifests/v0001.json"]) == 2
+    assert "holds hdma v1, not its current release" in capsys.readouterr().err
 
 
 def test_summary_of_a_tampered_release_lists_no_verdicts(ws_copy, monkeypatch, capsys):

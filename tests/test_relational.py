@@ -21,7 +21,7 @@ from pipelines.contracts import PROVENANCE
 from pipelines.errors import ConfigError, InvalidInputError
 from pipelines.io import read_json
 from pipelines.paths import paths_for
-from tests.conftest import FLOORS_OFF, REPO, load, run_stages
+from tests.conftest import FLOORS_OFF, REPO, git_init, load, run_stages
 
 NYC = REPO / "sources" / "nycflights13"
 RELATIONSHIPS = [
@@ -100,6 +100,7 @@ def validated(src, tmp_path_factory) -> Path:
     ws = tmp_path_factory.mktemp("ws_nyc")
     (ws / "params.yaml").write_text(yaml.safe_dump({"defaults": defaults(), "datasets": {"nyc": _block(src)}}))
     list(init_contracts(load_params(ws / "params.yaml").dataset("nyc"), paths_for("nyc", ws)))
+    git_init(ws)  # a release names the commit that made it (the verified summary needs one)
     run_stages(ws, "nyc", ("ingest", "fit", "generate", "blend", "validate"))
     return ws
 
@@ -137,17 +138,100 @@ def test_the_report_lists_the_main_tables_keys_and_plots_the_rest(validated):
     assert re.search(r"<td><code>flights\.dep_delay</code></td><td>numerical[^<]*</td><td>KSComplement", page)
 
 
-def test_release_publishes_the_table_set_with_per_table_digests(validated):
+def test_release_publishes_each_table_as_its_own_file(validated, src):
+    """`data/release/nyc/tables/<table>.parquet`, each with its digest and the source's column
+    order: no folder named `.parquet` that pandas would read as one table mixing four schemas."""
     from pipelines import lineage
+    from pipelines.io import dir_mode, file_mode
 
     run_stages(validated, "nyc", ("release",))
     p = paths_for("nyc", validated)
     m = read_json(p.manifest)
     folder, *tables = m["files"][: 1 + 4]
-    assert folder["path"] == "data/release/nyc/nyc.parquet" and folder["sha256"] == tableset.digest(p.release_file)
-    assert {t["table"] for t in tables} == {"airlines", "airports", "planes", "flights"}
+    assert folder["path"] == "data/release/nyc/tables" and folder["sha256"] == tableset.digest(p.release_tables)
+    assert {t["path"]: t["table"] for t in tables} == {f"data/release/nyc/tables/{t}.parquet": t for t in TABLES}
+    assert not list(p.release_dir.glob("*.parquet"))
+    for table, spec in TABLES.items():
+        source = pd.read_csv(src / spec["file"], nrows=0).columns
+        released = pd.read_parquet(p.release_tables / f"{table}.parquet")
+        assert list(released.columns) == [*(c for c in source if f"{table}.{c}" not in DROP), PROVENANCE], table
+    modes = {f: f.stat().st_mode & 0o777 for f in [p.release_dir, *p.release_dir.rglob("*")]}
+    assert {f: m for f, m in modes.items() if m != (dir_mode() if f.is_dir() else file_mode())} == {}
     report = lineage.lineage("nyc@latest", validated)
     assert not [x for x in report["problems"] if "TAMPERED" in x or "missing from disk" in x], report["problems"]
+
+
+def test_lineage_and_summary_accept_the_paths_summary_prints(validated, monkeypatch, capsys):
+    from pipelines import lineage
+    from pipelines.cli import main
+
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(validated))
+    monkeypatch.chdir(validated)
+    assert main(["summary", "nyc"]) == 0
+    out = capsys.readouterr().out
+    printed = [out.split(" at ", 1)[1].split(" (", 1)[0]]
+    printed += [line.split()[0] for line in out.splitlines() if line.startswith("  data/release/")]
+    assert printed == ["data/release/nyc/tables", *(f"data/release/nyc/tables/{t}.parquet" for t in sorted(TABLES))]
+    for query in [*printed, "data/release/nyc", str(validated / "data/release/nyc/tables")]:
+        report = lineage.lineage(query, validated, use_mlflow=False, use_dvc=False)
+        assert report["version"] == 1 and not report["tampered"], (query, report["problems"])
+        assert main(["summary", query]) == 0, capsys.readouterr().err
+        assert out.splitlines()[0] in capsys.readouterr().out
+
+
+def test_a_changed_table_file_fails_the_verified_summary(validated, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    flights = paths_for("nyc", validated).release_tables / "flights.parquet"
+    original = flights.read_bytes()
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(validated))
+    try:
+        flights.write_bytes(original + b"\0")
+        assert main(["summary", "nyc"]) == 4
+        err = capsys.readouterr().err
+        assert "TAMPERED" in err and "data/release/nyc/tables/flights.parquet: sha256 on disk" in err
+        assert main(["lineage", "data/release/nyc/tables/flights.parquet", "--no-mlflow"]) == 4
+    finally:
+        flights.write_bytes(original)
+
+
+def test_sample_of_a_table_set_is_a_folder_of_table_files(validated, tmp_path, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(validated))
+    assert main(["sample", "nyc", "--rows", "20", "-o", str(tmp_path / "s.parquet")]) == 2
+    assert "a sample of a table set is a folder of one <table>.parquet" in capsys.readouterr().err
+    assert main(["sample", "nyc", "--rows", "20", "-o", str(tmp_path / "s")]) == 0
+    released = paths_for("nyc", validated).release_tables
+    for table in TABLES:
+        sampled = pd.read_parquet(tmp_path / "s" / f"{table}.parquet")
+        assert list(sampled.columns) == list(pd.read_parquet(released / f"{table}.parquet").columns[:-1]), table
+
+
+def test_a_release_in_the_old_layout_stays_traceable(validated):
+    """Releases made before `tables/` kept their tables in a folder named `<ds>.parquet`: such a
+    release verifies while it is current, and once a new release replaces it (only manifests of
+    old versions are kept) its manifest still reads, its data reported as not kept."""
+    from pipelines import lineage
+
+    p = paths_for("nyc", validated)
+    version = read_json(p.manifest)["version"]
+    text = p.manifest.read_text().replace('"data/release/nyc/tables', '"data/release/nyc/nyc.parquet')
+    p.release_tables.rename(p.release_dir / "nyc.parquet")
+    for f in (p.manifest, p.manifests_dir / f"v{version:04d}.json"):
+        f.write_text(text)
+    old = lineage.lineage(f"nyc@{version}", validated, use_mlflow=False, use_dvc=False)
+    assert [f["status"] for f in old["files"]] == ["ok"] * 6 and not old["tampered"], old["problems"]
+    run_stages(validated, "nyc", ("release",))
+    assert read_json(p.manifest)["version"] == version + 1
+    assert p.release_tables.is_dir() and not (p.release_dir / "nyc.parquet").exists()
+    old = lineage.lineage(f"nyc@{version}", validated, use_mlflow=False, use_dvc=False)
+    assert [f["status"] for f in old["files"][:5]] == [f"not kept (superseded by v{version + 1})"] * 5
+    assert not old["tampered"] and old["files"][0]["path"] == "data/release/nyc/nyc.parquet"
+    new = lineage.lineage("nyc@latest", validated, use_mlflow=False, use_dvc=False)
+    assert [f["status"] for f in new["files"]] == ["ok"] * 6 and not new["tampered"], new["problems"]
+    listed = lineage.releases("nyc", validated, use_mlflow=False)["releases"]
+    assert sorted(r["version"] for r in listed if r["verdict"] == "released") == [version, version + 1]
 
 
 def test_orphans_are_nullified_and_recorded(validated, src):

@@ -187,6 +187,58 @@ def test_second_release_increments_version_and_keeps_history(released):
     assert (p.manifests_dir / "v0001.json").is_file()
 
 
+def test_release_folders_get_the_modes_the_umask_implies(released):
+    """Not the 0700 of the temporary folder a release is assembled in: folders 0777 & ~umask and
+    files 0666 & ~umask (0755 and 0644 for the usual 022), whatever the umask."""
+    p = paths_for("hdma", released)
+
+    def modes() -> dict[str, int]:
+        return {
+            str(f.relative_to(p.release_dir)): f.stat().st_mode & 0o777
+            for f in [p.release_dir, *p.release_dir.rglob("*")]
+        }
+
+    def implied(mask: int) -> dict[str, int]:
+        return {f: (0o777 if (p.release_dir / f).is_dir() else 0o666) & ~mask for f in modes()}
+
+    mask = os.umask(0o027)
+    try:
+        assert modes() == implied(mask)
+        run_stages(released, "hdma", ("release",))
+        assert modes() == implied(0o027) and modes()["."] == 0o750
+    finally:
+        os.umask(mask)
+
+
+def test_release_keeps_the_column_order_of_a_sql_source(make_workspace, tmp_path, monkeypatch):
+    """The query's column order (neither the table's nor the metadata's alphabetical one) survives
+    ingest, fit, generate, blend (real rows added too) and release."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    order = ["deny", "uria", "black", "dir", "ccs", "lvr", "single", "hir", "mcs", "self", "pbcr", "dmi", "comdominiom"]
+    db, query = tmp_path / "loans.db", tmp_path / "loans.sql"
+    pd.read_csv(HDMA).head(400).to_sql("loans", sa.create_engine(f"sqlite:///{db}"), index=False)
+    query.write_text(f"SELECT {', '.join(order)} FROM loans\n")
+    monkeypatch.setenv("LOANS_URL", f"sqlite:///{db}")
+    gates = {"sample_rows": 300, "minority_recall_ratio_min": 0.0, "utility_gap_max": 0.5, **FLOORS_OFF}
+    source = {"path": str(query), "format": "sql", "url": "env:LOANS_URL"}
+    block = small_block(
+        query,
+        "deny",
+        source=source,
+        generate={"rows": 300},
+        blend={"strategy": "augment", "real_ratio": 0.1},
+        gates=gates,
+    )
+    ws = make_workspace(loans=block)
+    assert list(json.loads(paths_for("loans", ws).metadata.read_text())["tables"]["loans"]["columns"]) != order
+    with clean_env():
+        run_stages(ws, "loans")
+    released = pd.read_parquet(paths_for("loans", ws).release_file)
+    assert list(released.columns) == [*order, "_provenance"] and set(released["_provenance"]) == {"synthetic", "real"}
+
+
 def test_concurrent_release_is_refused(released):
     p = paths_for("hdma", released)
     with release.dataset_lock(p), pytest.raises(SynthgateError, match="another run is releasing 'hdma'"):

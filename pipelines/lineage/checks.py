@@ -46,8 +46,9 @@ def check_files(
     for entry in rel.manifest.get("files", []):
         path = root / entry["path"]
         row = {**entry}
-        if not path.exists():
-            row["status"] = "missing"
+        if not path.exists():  # only the current version's data is on disk
+            kept = rel.current or current is None
+            row["status"] = "missing" if kept else f"not kept (superseded by v{current.version})"
             if rel.current:
                 rep.problem(f"{entry['path']}: missing from disk (recorded sha256 {entry['sha256']})")
         else:

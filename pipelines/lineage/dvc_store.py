@@ -66,6 +66,13 @@ def _lock_release_md5(text: str | None, dataset: str) -> str | None:
     return None
 
 
+def _is_data(relpath: str, rel: Release) -> bool:
+    """Whether a path of the release directory's DVC listing is release data: the file its manifest
+    names first (`<ds>.parquet`), or a table of the folder it names (`tables/<table>.parquet`)."""
+    data = ((rel.manifest.get("files") or [{}])[0].get("path") or "").removeprefix(f"data/release/{rel.dataset}/")
+    return bool(data) and (relpath == data or relpath.startswith(f"{data}/"))
+
+
 def _md5(path: Path) -> str:
     """md5 of a file, as DVC names its objects."""
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
@@ -107,13 +114,12 @@ def check_dvc(rel: Release, releases: list[Release], root: Path, rep: Findings) 
         if v == rel.version:
             commits.append({"commit": sha, "committed_at": when, "subject": subject})
     out["git_commits"] = commits
-    file_entry = next((e for e in (listing or []) if e.get("relpath") == f"{rel.dataset}.parquet"), None)
-    if version == rel.version and file_entry:
-        obj = file_entry["md5"]
+    objects = [e["md5"] for e in (listing or []) if _is_data(e.get("relpath", ""), rel)]
+    if version == rel.version and objects:
         out["restorable"] = {
-            "cache": dvc_object(cache, obj).is_file(),
+            "cache": all(dvc_object(cache, obj).is_file() for obj in objects),
             **{
-                name: (dvc_object(r, obj).is_file() if isinstance(r, Path) else "not checked")
+                name: (all(dvc_object(r, obj).is_file() for obj in objects) if isinstance(r, Path) else "not checked")
                 for name, r in remotes.items()
             },
         }

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines import tableset
 from pipelines.errors import InvalidInputError
-from pipelines.io import read_json, sha256_file
+from pipelines.io import read_json
 from pipelines.paths import paths_for, releases_dir
 
 _REF = re.compile(r"^(?P<ds>[a-z][a-z0-9_]{0,62})@v?(?P<ver>\d+|latest)$")
@@ -86,15 +87,16 @@ def resolve(query: str, root: Path) -> tuple[Release, dict[str, Any]]:
 
     path = Path(query)
     candidates = [path] if path.is_absolute() else [root / path, Path.cwd() / path]
-    file = next((p for p in candidates if p.is_file()), None)
-    if file is not None:
-        return _resolve_file(file, root, query)
+    found = next((p for p in candidates if p.is_file() or p.is_dir()), None)
+    if found is not None:
+        return _resolve_file(found, root, query)
     if _HEX.match(query):
         return _resolve_digest(query.lower(), root)
     raise InvalidInputError(
         query,
-        ["not a file, a sha256 (8-64 hex digits) or <dataset>@<version>"],
-        hint="Examples: data/release/hdma/hdma.parquet, hdma@3, hdma@latest, d24eb9d2…",
+        ["not a file or folder, a sha256 (8-64 hex digits) or <dataset>@<version>"],
+        hint="Examples: data/release/hdma/hdma.parquet, data/release/nyc/tables/flights.parquet, "
+        "data/release/nyc, hdma@3, hdma@latest, d24eb9d2…",
     )
 
 
@@ -124,15 +126,19 @@ def _resolve_digest(prefix: str, root: Path) -> tuple[Release, dict[str, Any]]:
 
 
 def _resolve_file(file: Path, root: Path, query: str) -> tuple[Release, dict[str, Any]]:
+    """A release file, a release's table folder (by its tree digest), a manifest, or a dataset's
+    release folder (`data/release/<ds>`: its current release)."""
     rel = relpath(root, file)
     releases = find_releases(root)
+    current = {r.dataset: r for r in releases if r.current}
+    if file.is_dir() and file.resolve().parent == releases_dir(root).resolve() and file.name in current:
+        return current[file.name], {"kind": "release folder", "query": query, "path": rel}
     for r in releases:  # a manifest itself
         if file.resolve() == r.path.resolve():
             return r, {"kind": "manifest", "query": query, "path": rel}
-    if file.name == "manifest.json" and file.parent.name in {r.dataset for r in releases}:
-        current = next(r for r in reversed(releases) if r.dataset == file.parent.name and r.current)
-        return current, {"kind": "manifest", "query": query, "path": rel}
-    digest = sha256_file(file)
+    if file.name == "manifest.json" and file.parent.name in current:
+        return current[file.parent.name], {"kind": "manifest", "query": query, "path": rel}
+    digest = tableset.digest(file)  # a folder of tables has a tree digest
     hits = [(r, f) for r in releases for f in r.manifest.get("files", []) if f.get("sha256") == digest]
     if hits:
         release, entry = hits[-1]
