@@ -65,3 +65,9 @@ def test_log_lines_go_to_the_current_stderr(monkeypatch):
     handler.emit(logging.LogRecord("synthgate", logging.INFO, __file__, 1, "fit hdma: done", None, None))
     assert swapped.getvalue() == "fit hdma: done\n"
 
+
+def test_the_cli_takes_quiet():
+    from pipelines.cli import build_parser
+
+    assert build_parser().parse_args(["--quiet", "datasets"]).quiet
+    assert build_parser().parse_args(["-q", "datasets"]).quiet
