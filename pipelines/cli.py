@@ -98,10 +98,14 @@ def _cmd_stage(args: argparse.Namespace) -> int:
             os.environ[TOKEN_ENV] = f"cli-run:{uuid.uuid4().hex}"
         try:
             for stage in stages:
-                run_stage(stage, cfg)
+                result = run_stage(stage, cfg)
         finally:
             os.environ.pop("SYNTHGATE_PIPELINE_TOKEN", None)
-    if "release" in stages:
+    if "release" in stages and result.get("experiment"):  # a DVC experiment's candidate
+        from pipelines.experiment import describe
+
+        print(describe(result, paths_for(cfg.name)))
+    elif "release" in stages:
         print(summary(cfg.name))
     return 0
 
@@ -190,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="synthgate", description=__doc__)
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress and no info lines on stderr, for this command and the stages it starts "
+        "(results and errors still print; also $SYNTHGATE_QUIET=1)",
+    )
     p.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
     for stage in (*STAGES, "run"):
@@ -344,13 +355,21 @@ def entry() -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exit 0 on success, 2 bad input/config, 3 gate failed, 4 integrity error,
     5 out of disk or memory, 6 tracking store unavailable."""
+    from pipelines import progress
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    _quiet_libraries()
+    with progress.quieted(args.quiet):  # `demo`'s `dvc repro` stages inherit it
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.WARNING if progress.quiet() else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            handlers=[progress.StderrHandler()],
+        )
+        _quiet_libraries()
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; a typed error becomes its message on stderr and its exit code."""
     try:
         try:
             return int(args.func(args))

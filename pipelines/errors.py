@@ -42,9 +42,10 @@ class OutOfResources(SynthgateError):
 
 
 class GateFailed(SynthgateError):
-    """One or more release gates failed; nothing was published."""
+    """One or more release gates failed; nothing was published. `next_steps` says what the run left
+    (the release, DVC's view) and what to do (pipelines/experiment.py `blocked_next_steps`)."""
 
-    def __init__(self, dataset: str, failed: list[dict]) -> None:
+    def __init__(self, dataset: str, failed: list[dict], next_steps: str = "") -> None:
         self.dataset = dataset
         self.failed = failed
         lines = "\n".join(
@@ -54,7 +55,7 @@ class GateFailed(SynthgateError):
         )
         super().__init__(
             f"release of '{dataset}' blocked: {len(failed)} gate(s) failed:\n{lines}\n"
-            "The previous release was left untouched."
+            + (next_steps or "The previous release was left untouched.")
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pipelines import dp, engines, metadata, pii, tableset
+from pipelines import dp, engines, metadata, pii, progress, tableset
 from pipelines.engines import candidates, selection
 from pipelines.errors import InvalidInputError
 from pipelines.io import sha256_file, write_json
@@ -54,7 +54,9 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
         fit_cfg = candidates.candidate_config(cfg, chosen.winner, chosen.params) if chosen else cfg
         engine = engines.get(fit_cfg.fit.synthesizer)
         started = time.perf_counter()
-        model = engine.fit(learned, md, fit_cfg, lay)
+        rows = sum(len(df) for df in learned.values())
+        with progress.step(f"fit {cfg.name}: {engine.info.name} on {rows:,} rows"):
+            model = engine.fit(learned, md, fit_cfg, lay)
         fit_seconds = time.perf_counter() - started
         model_sha = engine.save(model, paths.model)
         privacy = dp.fit_privacy(fit_cfg, engine, model)

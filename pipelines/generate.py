@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipelines import engines, pii, tableset
+from pipelines import engines, pii, progress, tableset
 from pipelines.engines import SampleRequest
 from pipelines.errors import InvalidInputError
 from pipelines.records.stages import FitRecord, GenerateRecord, IngestRecord
@@ -219,5 +219,10 @@ def _rebalance_record(cfg: DatasetConfig, shard_results: list[dict[str, Any]]) -
 def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     """The generate stage in one process: every shard in turn, then the record."""
     context = load_context(cfg, paths)
-    results = [run_shard(cfg, paths, shard, context) for shard in shards_for(cfg, paths)]
+    shards = shards_for(cfg, paths)
+    results = []
+    with progress.step(f"generate {cfg.name}: {sum(s.rows for s in shards):,} rows", total=len(shards)) as step:
+        for shard in shards:
+            results.append(run_shard(cfg, paths, shard, context))
+            step.advance()
     return finalize(cfg, paths, results)

@@ -44,10 +44,28 @@ def code_version(root: Path) -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": bool(dirty), "git_dirty_paths": dirty[:20]}
 
 
+EXP_NAME_ENV, EXP_BASELINE_ENV = "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"
+"""Set by `dvc exp run` for every stage command it runs (dvc 3.67: `run_env` in
+dvc/repo/experiments/queue/base.py, in the workspace, `--temp` and queued runs alike), never by
+`dvc repro`."""
+
+
+def dvc_experiment() -> dict[str, str] | None:
+    """The DVC experiment this stage runs in (`name`, `baseline_rev`); None outside `dvc exp run`."""
+    name, baseline = os.environ.get(EXP_NAME_ENV, ""), os.environ.get(EXP_BASELINE_ENV, "")
+    if not (name or baseline):
+        return None
+    return {"name": name or f"exp-{baseline[:7]}", "baseline_rev": baseline}
+
+
 def runner_info() -> dict[str, str]:
-    """Who runs this stage: dvc | airflow | cli, with Airflow's dag_id/run_id when present."""
+    """Who runs this stage: dvc | airflow | cli, with Airflow's dag_id/run_id and the DVC
+    experiment's name when present."""
     runner = os.environ.get(RUNNER_ENV) or ("dvc" if os.environ.get("DVC_ROOT") else "cli")
     info = {"runner": runner}
+    experiment = dvc_experiment()
+    if experiment:
+        info["dvc_experiment"] = experiment["name"]
     for key, env in (("dag_id", "AIRFLOW_CTX_DAG_ID"), ("run_id", "AIRFLOW_CTX_DAG_RUN_ID")):
         if os.environ.get(env):
             info[f"airflow_{key}"] = os.environ[env]

@@ -3,7 +3,8 @@
 The new release is assembled in a temporary folder beside `data/release/<ds>/` and swapped in
 with renames; a crash at any point leaves either the old or the new release, never a mix
 (`recover` finishes an interrupted swap). Every attempt, published or blocked, is appended to
-`logs/releases/<ds>.jsonl`.
+`logs/releases/<ds>.jsonl`. A `dvc exp run` publishes nothing unless asked: its result that passed
+is a candidate in `data/experiments/<exp>/<ds>/` (pipelines/experiment.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import tableset
 from pipelines.errors import GateFailed
-from pipelines.gitinfo import runner_info
+from pipelines.experiment import blocked_next_steps, candidate_experiment, candidate_paths
+from pipelines.gitinfo import dvc_experiment, runner_info
 from pipelines.io import apply_umask, dumps_json, read_json, sha256_file, write_json
 from pipelines.locks import file_lock
 from pipelines.manifest import build_manifest, current_version, ledger_entry_of, load_records
@@ -218,7 +220,8 @@ def swap(paths: DatasetPaths, new: Path) -> None:
 
 
 def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
-    """The release stage: publish when every gate passed, else raise GateFailed."""
+    """The release stage: publish when every gate passed, else raise GateFailed (saying what to do
+    next). In a DVC experiment, write the candidate beside the release instead (pipelines/experiment.py)."""
     import mlflow
 
     from pipelines import tracking
@@ -246,7 +249,11 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 mlflow.set_tags({"synthgate.verdict": "blocked"})
                 mlflow.MlflowClient().set_tag(handle.parent_run_id, "synthgate.verdict", "blocked")
                 tracking.end_pipeline(handle, success=False)
-                raise GateFailed(cfg.name, failed)
+                steps = blocked_next_steps(paths, version - 1, attempt["runner"]["runner"], dvc_experiment())
+                raise GateFailed(cfg.name, failed, steps)
+            candidate = candidate_experiment()
+            if candidate is not None:
+                return _write_candidate(cfg, paths, records, validation, handle, attempt, candidate)
             hook("publish")
             manifest = build_manifest(cfg, paths, records, validation, version, handle).model_dump(mode="json")
             new = assemble(paths, manifest, paths.report_html.read_text(encoding="utf-8"), tableset.layout(cfg))
@@ -278,6 +285,46 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 shutil.rmtree(new, ignore_errors=True)
             hook("records")
             _complete(paths, journal, swapped=True)
+    return manifest
+
+
+def _write_candidate(
+    cfg: DatasetConfig,
+    paths: DatasetPaths,
+    records: dict[str, Any],
+    validation: dict[str, Any],
+    handle: Any,
+    attempt: dict[str, Any],
+    experiment: dict[str, str],
+) -> dict[str, Any]:
+    """A DVC experiment's result that passed every gate: written to its own folder
+    (`data/experiments/<exp>/<ds>/`: data, manifest, report) and logged to MLflow as `candidate/`;
+    the published release, its version, the model-version tags and the privacy ledger are untouched."""
+    import mlflow
+
+    from pipelines import tracking
+
+    where = candidate_paths(paths, experiment)
+    manifest = build_manifest(cfg, paths, records, validation, 0, handle).model_dump(mode="json")
+    manifest["experiment"] = {**experiment, "published_version": current_version(paths) or None}
+    new = assemble(where, manifest, paths.report_html.read_text(encoding="utf-8"), tableset.layout(cfg))
+    folder = where.rel(where.release_dir)
+    try:
+        shutil.rmtree(new / "manifests")  # a candidate has one manifest, no versions
+        client = mlflow.MlflowClient()
+        for run_id in (handle.run_id, handle.parent_run_id):
+            for name in (where.manifest.name, where.release_report.name):
+                client.log_artifact(run_id, str(new / name), artifact_path="candidate")
+            client.set_tag(run_id, "synthgate.verdict", "candidate")
+            client.set_tag(run_id, "synthgate.candidate", folder)
+        swap(where, new)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    sha = manifest["files"][0]["sha256"]
+    _append_attempt(
+        paths, {**attempt, "verdict": "candidate", "version": None, "release_sha256": sha, "candidate": folder}
+    )
+    tracking.end_pipeline(handle, success=True)
     return manifest
 
 

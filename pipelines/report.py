@@ -172,7 +172,15 @@ def with_lineage(page: str, manifest: dict[str, Any]) -> str:
     dirty = m.get("git_dirty")
     dirty_text = f"yes {', '.join(m.get('git_dirty_paths') or [])}" if dirty else "no" if dirty is False else "?"
     items = [
-        ("release", f"v{m.get('version')} created {m.get('created_at')} by synthgate {m.get('synthgate_version')}"),
+        (
+            "release",
+            (
+                f"candidate of DVC experiment {m['experiment'].get('name')} (not published)"
+                if m.get("experiment")
+                else f"v{m.get('version')}"
+            )
+            + f" created {m.get('created_at')} by synthgate {m.get('synthgate_version')}",
+        ),
         ("source", f"{src.get('path')} ({src.get('format')}, {src.get('rows')} rows) sha256 {src.get('sha256')}"),
         (
             "split",

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from pipelines import tableset
+from pipelines import progress, tableset
 from pipelines.errors import InvalidInputError
 from pipelines.gitinfo import git_bytes
 from pipelines.io import read_json, sha256_file
@@ -268,7 +268,7 @@ def reproduce(
         write_params(scratch, m)
         result["source"] = fetch_source(root, commit, scratch, m.get("source") or {})
         log_path = scratch / "reproduce.log"
-        with open(log_path, "w", encoding="utf-8") as log:
+        with open(log_path, "w", encoding="utf-8") as log, progress.step(f"reproduce {name}: pipeline in {scratch}"):
             try:
                 proc = subprocess.run(
                     [sys.executable, "-m", "pipelines", "run", rel.dataset],

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipelines import STAGES
+from pipelines.experiment import candidate_experiment, candidate_paths
 from pipelines.io import sha256_file
 from pipelines.records import RECORDS
 from pipelines.records.base import FileRef, StageRecord
@@ -36,13 +37,15 @@ def stage_files(stage: str, paths: DatasetPaths, run_id: str) -> tuple[list[File
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
     upstream = _upstream(paths, stage)
-    if stage == "release":  # the release's record is its manifest
-        manifest = Manifest.model_validate_json(paths.manifest.read_text(encoding="utf-8"))
+    if stage == "release":  # the release's record is its manifest (a DVC experiment's: its candidate's)
+        experiment = candidate_experiment()
+        where = paths if experiment is None else candidate_paths(paths, experiment)
+        manifest = Manifest.model_validate_json(where.manifest.read_text(encoding="utf-8"))
         if manifest.mlflow.stage_runs.get("release") != run_id:
-            raise StaleRecordError(f"{paths.manifest} was not written by MLflow run {run_id}")
+            raise StaleRecordError(f"{where.manifest} was not written by MLflow run {run_id}")
         blend, validate = upstream["blend"], upstream["validate"]
         inputs = [*blend.outputs(upstream), *validate.outputs(upstream)[:1]]
-        outputs = [*manifest.outputs(), FileRef("manifest", paths.rel(paths.manifest), sha256_file(paths.manifest))]
+        outputs = [*manifest.outputs(), FileRef("manifest", where.rel(where.manifest), sha256_file(where.manifest))]
         return inputs, outputs
     record = RECORDS[stage].read(paths.record(stage))
     if record.mlflow.run_id != run_id:

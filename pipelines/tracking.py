@@ -85,6 +85,7 @@ def use_store(root: Path) -> str:
     uri = tracking_uri(root)
     for key, value in CLIENT_RETRIES.items():
         os.environ.setdefault(key, value)
+    _serve_embedded_artifacts()
     before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     if before is None:
@@ -94,11 +95,50 @@ def use_store(root: Path) -> str:
     return uri
 
 
+EMBEDDED_ARTIFACTS = "mlflow-artifacts:/"
+"""The artifact location of the embedded store's experiments: relative to the store, not an
+absolute path of the machine that created it, so a moved or cloned workspace keeps its artifacts.
+This process reads it as `mlartifacts/` beside the store's database (`embedded_artifacts`), and
+`mlflow ui --backend-store-uri sqlite:///mlflow.db` started in the workspace serves the same folder
+(its default `--artifacts-destination ./mlartifacts`)."""
+
+
 def _artifact_location(root: Path) -> str | None:
-    """Embedded default: artifacts under <root>/mlartifacts; a server decides its own."""
+    """Embedded default: `EMBEDDED_ARTIFACTS`; a server decides its own."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
-    return mlflow_artifacts(root).as_uri()
+    return EMBEDDED_ARTIFACTS
+
+
+def embedded_artifacts(artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None) -> Any:
+    """The artifact repository of an `mlflow-artifacts:` URI: with a SQLite store, the folder
+    `mlartifacts/<path>` beside its database file (no server needed); otherwise MLflow's own,
+    proxied through the tracking server."""
+    from urllib.parse import urlparse
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+    from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    parsed = urlparse(artifact_uri)
+    if not uri.startswith("sqlite:///") or parsed.netloc:
+        return MlflowArtifactsRepository(artifact_uri, tracking_uri=uri, registry_uri=registry_uri)
+    base = mlflow_artifacts(Path(uri.removeprefix("sqlite:///").split("?")[0]).resolve().parent).resolve()
+    target = (base / parsed.path.lstrip("/")).resolve()
+    if not target.is_relative_to(base):
+        raise MlflowException(f"artifact URI {artifact_uri} points outside {base}")
+    return LocalArtifactRepository(target.as_uri(), tracking_uri=uri, registry_uri=registry_uri)
+
+
+def _serve_embedded_artifacts() -> None:
+    """Resolve `mlflow-artifacts:` URIs with `embedded_artifacts` in this process. MLflow offers no
+    public hook short of an installed entry point (which would change every MLflow process of the
+    environment, the tracking server's too); tests/test_tracking.py pins this one."""
+    from mlflow.store.artifact.artifact_repository_registry import _artifact_repository_registry
+
+    _artifact_repository_registry.register("mlflow-artifacts", embedded_artifacts)
 
 
 def _experiment_id(client: Any, name: str, root: Path) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pipelines import progress
 from pipelines.contracts import PROVENANCE
 
 if TYPE_CHECKING:
@@ -34,19 +35,24 @@ def run_gates(ctx: GateContext) -> dict[str, Any]:
     from pipelines.gates.dp import dp_figures
 
     results, figures = [], {"rows": ctx.row_counts(), **dp_figures(ctx)}
-    for g in registry.GATES:
-        try:
-            if not g.applies(ctx):
-                continue
-            result, found = g.evaluate(ctx)
-        except (TypeError, ValueError) as err:
-            typed = type_mismatch(ctx, g.name, cause=err)
-            if typed is None:
-                raise  # not a type change: a bug to see whole
-            raise typed from err
-        results.append(result.model_copy(update={"param": g.param}))
-        figures.update(found)
-    return {"gates": results, "figures": figures, "gx": contract.suite_run(ctx)}
+    with progress.step(f"validate {ctx.cfg.name}: gates", total=len(registry.GATES) + 1) as step:
+        for g in registry.GATES:
+            step.show(g.name)
+            try:
+                if g.applies(ctx):
+                    result, found = g.evaluate(ctx)
+                    results.append(result.model_copy(update={"param": g.param}))
+                    figures.update(found)
+            except (TypeError, ValueError) as err:
+                typed = type_mismatch(ctx, g.name, cause=err)
+                if typed is None:
+                    raise  # not a type change: a bug to see whole
+                raise typed from err
+            step.advance()
+        step.show("GX release suite")
+        gx = contract.suite_run(ctx)
+        step.advance()
+    return {"gates": results, "figures": figures, "gx": gx}
 
 
 def evaluate(
@@ -175,7 +181,9 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
         write_json(paths.metrics, flat_metrics(validation))
         write_plots(paths, validation, dcr)
         write_json(paths.gx_result, outcome["gx"].raw)
-        report.write(paths.report_html, report.render(cfg, validation, *_plotted(outcome["context"]), metadata, dcr))
+        with progress.step(f"validate {cfg.name}: report"):
+            page = report.render(cfg, validation, *_plotted(outcome["context"]), metadata, dcr)
+        report.write(paths.report_html, page)
         for g in validation["gates"]:
             mlflow.log_metric(f"gate.{g['name']}", g["value"])
             mlflow.log_metric(f"gate.{g['name']}.passed", float(g["passed"]))

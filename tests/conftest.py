@@ -67,8 +67,13 @@ RUNNER_VARS = (
     "OPENLINEAGE_CONFIG",
     "OPENLINEAGE_DISABLED",
     "OPENLINEAGE_NAMESPACE",
+    "DVC_EXP_NAME",
+    "DVC_EXP_BASELINE_REV",
+    "SYNTHGATE_EXP_PUBLISH",
+    "SYNTHGATE_QUIET",
 )
-"""Variables that point a run at a tracking server, a lineage backend or a runner's identity."""
+"""Variables that point a run at a tracking server, a lineage backend or a runner's identity (a DVC
+experiment's included), or silence its progress lines."""
 
 
 @contextlib.contextmanager

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 ROWS = 400
 
 
-def _dvc(repo: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True, timeout=900)
+def _dvc(repo: Path, *args: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["dvc", *args], cwd=repo, env=venv_env(**env), capture_output=True, text=True, timeout=900)
     if ok:
         assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -95,11 +95,23 @@ def test_same_seed_same_bytes_across_runners(repo, make_workspace):
     assert sha256_file(ws / "data/release/hdma/hdma.parquet") == sha256_file(repo / "data/release/hdma/hdma.parquet")
 
 
-def test_exp_run_reruns_only_downstream(repo):
-    out = _dvc(repo, "exp", "run", "-S", f"datasets.hdma.generate.rows={ROWS + 100}")
+def test_exp_run_reruns_only_downstream_and_publishes_only_when_asked(repo):
+    """`dvc exp run` writes a candidate (DVC sets DVC_EXP_NAME for its stages); the release stays
+    until an experiment is run with SYNTHGATE_EXP_PUBLISH=1."""
+    release = repo / "data/release/hdma"
+    before = {p.name: sha256_file(p) for p in release.rglob("*") if p.is_file()}
+    out = _dvc(repo, "exp", "run", "-n", "more-rows", "-S", f"datasets.hdma.generate.rows={ROWS + 100}")
     assert _ran(out.stdout) == [f"{s}@hdma" for s in ("generate", "blend", "validate", "release")]
-    manifest = json.loads((repo / "data/release/hdma/manifest.json").read_text())
-    assert manifest["files"][0]["rows"] == ROWS + 100
+    assert "DVC experiment 'more-rows' candidate at data/experiments/more-rows/hdma/hdma.parquet" in out.stdout
+    candidate = json.loads((repo / "data/experiments/more-rows/hdma/manifest.json").read_text())
+    assert candidate["files"][0]["rows"] == ROWS + 100 and len(candidate["experiment"]["baseline_rev"]) == 40
+    assert {p.name: sha256_file(p) for p in release.rglob("*") if p.is_file()} == before
+    published = _dvc(
+        repo, "exp", "run", "-n", "ship-it", "-S", f"datasets.hdma.generate.rows={ROWS + 50}", SYNTHGATE_EXP_PUBLISH="1"
+    )
+    assert "release v2 at data/release/hdma/hdma.parquet" in published.stdout
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["files"][0]["rows"] == ROWS + 50 and manifest["runner"]["dvc_experiment"] == "ship-it"
 
 
 def test_impossible_gate_fails_naming_it_and_keeps_release(repo):
@@ -116,6 +128,14 @@ def test_impossible_gate_fails_naming_it_and_keeps_release(repo):
         assert re.search(r"dcr_baseline_protection: \d+\.?\d* \(must be >= 100\)", proc.stdout + proc.stderr)
         assert _ran(proc.stdout) == ["validate@hdma", "release@hdma"]
         assert {p.name: sha256_file(p) for p in release.glob("*") if p.is_file()} == before
+        # the message says what DVC now shows, and `dvc status` shows just that: validate is recorded,
+        # release is out of date (its changed deps), nothing else
+        said = " ".join((proc.stdout + proc.stderr).split())
+        assert "release@hdma stays out of date (`dvc status` lists its changed deps)" in said
+        assert "run `dvc repro` again" in said and "was left untouched" in said
+        status = _dvc(repo, "status").stdout
+        assert "release@hdma:" in status and "changed deps" in status
+        assert not any(f"{s}@hdma:" in status for s in ("ingest", "fit", "generate", "blend", "validate")), status
     finally:
         params_file.write_text(original)
 

@@ -37,7 +37,7 @@ def ws(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def ws_copy(ws, tmp_path) -> Path:
-    """A throwaway copy to tamper with (MLflow artifacts stay where the original logged them)."""
+    """A throwaway copy to tamper with (with its own copies of mlflow.db and mlartifacts/)."""
     return Path(shutil.copytree(ws, tmp_path / "copy", symlinks=True))
 
 

@@ -108,7 +108,10 @@ def test_impossible_gate_blocks_release_and_keeps_previous(released):
     run_stages(released, "hdma", ("validate",), {"gates": {"quality_min": 0.999}})
     with pytest.raises(GateFailed, match=r"quality: 0\.\d+ \(must be >= 0\.999\)") as err:
         release.run(cfg, p)
-    assert "previous release was left untouched" in str(err.value)
+    said = str(err.value)  # what the run left and what to do next (tests/test_experiment.py: every runner)
+    assert "The previous release (v1, data/release/hdma/) was left untouched." in said
+    assert "this run is not recorded in dvc.lock, so `dvc status` lists the stages it rewrote" in said
+    assert "Next: read reports/hdma/report.html" in said
     assert _tree(p.release_dir) == before
     log = [json.loads(x) for x in p.attempts_log.read_text().splitlines()]
     assert log[-1]["verdict"] == "blocked" and log[-1]["failed"] == ["quality"]

@@ -96,7 +96,15 @@ class Manifest(Model):
         description="differential privacy of the model: dp, target and spent epsilon/delta, the dataset's ledger "
         "totals and budget (pipelines/dp.py); None in manifests written before DP was recorded",
     )
-    runner: dict[str, str] = Field(description="dvc | airflow | cli, with Airflow's dag_id/run_id")
+    runner: dict[str, str] = Field(
+        description="dvc | airflow | cli, with Airflow's dag_id/run_id and the DVC experiment's name"
+    )
+    experiment: dict[str, Any] | None = Field(
+        default=None,
+        description="a DVC experiment's candidate, not a release (version 0): the experiment's name, its "
+        "baseline commit and the published version it left in place (pipelines/experiment.py)",
+        exclude_if=lambda v: v is None,
+    )
 
     def outputs(self) -> list[FileRef]:
         """The released files as lineage references."""
@@ -112,9 +120,13 @@ class ReleaseAttempt(Model):
     mlflow_run_id: str
     runner: dict[str, str]
     gates: list[dict[str, Any]] = Field(description="name, value, threshold, passed of every gate")
-    verdict: Literal["released", "blocked", "interrupted"] = Field(
-        description="released, blocked by a gate, or interrupted before the new version was swapped in"
+    verdict: Literal["released", "blocked", "interrupted", "candidate"] = Field(
+        description="released, blocked by a gate, interrupted before the new version was swapped in, or "
+        "passed in a DVC experiment and written as a candidate (not published)"
     )
-    version: int | None = Field(description="the published version (None when blocked)")
+    version: int | None = Field(description="the published version (None when not published)")
+    candidate: str | None = Field(
+        default=None, description="where a DVC experiment's candidate was written", exclude_if=lambda v: v is None
+    )
     failed: list[str] | None = Field(default=None, exclude_if=lambda v: v is None)
     release_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
