@@ -24,8 +24,10 @@ setup-engines: setup ## build the engines' own locked environments (.engines/; t
 demo: setup ## run the pipeline for every `default: true` dataset (the demo: hdma)
 	$(BIN)/synthgate demo
 
-test: setup setup-engines tooling ## the full test suite (what CI runs)
-	$(BIN)/python -m pytest
+TEST_WORKERS ?= auto
+
+test: setup setup-engines tooling ## the full test suite (what CI runs): one pytest worker per core (at most 4), a module per worker
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadscope
 
 tooling: ## the compose linter from package-lock.json (skipped, with a note, without npm)
 	@if [ -x node_modules/.bin/dclint ]; then :; \

@@ -92,6 +92,17 @@ def clean_env(**env: str) -> Iterator[None]:
 os.environ[ROOTS_ENV] = os.pathsep.join([str(REPO), tempfile.gettempdir()])
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: a worker (and every process it starts) computes on one
+    # thread, or OpenMP/BLAS/torch pools of every worker spin against each other on the same cores
+    # (HistGradientBoosting's spin-waits took 90 s instead of 3 s under that contention).
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test talks to a tracking server or inherits a runner's identity by accident."""
@@ -205,3 +216,55 @@ def git_init(path: Path) -> None:
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
     ):
         subprocess.run(cmd, cwd=path, check=True, capture_output=True)
+
+
+SMALL_HDMA_ROWS = 400
+
+
+def small_hdma_repo(dest: Path) -> Path:
+    """A git copy of the repository whose params.yaml keeps only a small HDMA pipeline (400 synthetic
+    rows; gates at 400 rows: noisy utility and rare-class figures, no bias figures), no dvc.lock."""
+    copy_repo(dest)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    hdma = params["datasets"]["hdma"]
+    hdma["generate"] = {"rows": SMALL_HDMA_ROWS}
+    # gaps up to 0.38 with hdma's few-valued columns ordinal at this size; tests/test_bias.py has bias
+    hdma["gates"] = {
+        "sample_rows": SMALL_HDMA_ROWS,
+        "utility_gap_max": 0.5,
+        "minority_recall_ratio_min": 0.0,
+        **FLOORS_OFF,
+    }
+    hdma["sensitive"] = []
+    params["datasets"] = {"hdma": hdma}
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    git_init(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def dvc_released(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`small_hdma_repo` after one `dvc repro` (all six stages ran), built once per test process:
+    modules take their own copy (`copy_released`) instead of running the pipeline again."""
+    import re
+    import subprocess
+
+    with clean_env():
+        dest = small_hdma_repo(tmp_path_factory.mktemp("dvc-released") / "repo")
+        proc = subprocess.run(["dvc", "repro"], cwd=dest, env=venv_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"dvc repro failed:\n{proc.stdout}\n{proc.stderr}"
+    ran = re.findall(r"Running stage '([^']+)'", proc.stdout)
+    assert ran == [f"{s}@hdma" for s in ("ingest", "fit", "generate", "blend", "validate", "release")], ran
+    return dest
+
+
+def copy_released(src: Path, dest: Path) -> Path:
+    """A copy of a released workspace (git, DVC cache and remote, MLflow store) that works on its own:
+    DVC's per-machine state (`.dvc/tmp`) is left for the copy to rebuild."""
+    shutil.copytree(src, dest, symlinks=True, ignore=_no_dvc_tmp)
+    return dest
+
+
+def _no_dvc_tmp(folder: str, names: list[str]) -> set[str]:
+    return {"tmp"} & set(names) if Path(folder).name == ".dvc" else set()

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from pipelines.io import sha256_file
-from tests.conftest import FLOORS_OFF, copy_repo, git_init, run_stages, venv_env
+from tests.conftest import FLOORS_OFF, SMALL_HDMA_ROWS, copy_released, run_stages, venv_env
 
 pytestmark = pytest.mark.slow
 
-ROWS = 400
+ROWS = SMALL_HDMA_ROWS
 
 
 def _dvc(repo: Path, *args: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess:
@@ -30,22 +30,9 @@ def _ran(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A copy of the repo whose params.yaml keeps only a small HDMA pipeline, built once."""
-    dest = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    hdma = params["datasets"]["hdma"]
-    hdma["generate"] = {"rows": ROWS}
-    # small slice: noisy utility (gaps up to 0.38 with hdma's few-valued columns ordinal) and rare-class figures
-    hdma["gates"] = {"sample_rows": ROWS, "utility_gap_max": 0.5, "minority_recall_ratio_min": 0.0, **FLOORS_OFF}
-    hdma["sensitive"] = []  # nor bias figures (tests/test_bias.py)
-    params["datasets"] = {"hdma": hdma}
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    git_init(dest)
-    first = _dvc(dest, "repro")
-    assert _ran(first.stdout) == [f"{s}@hdma" for s in ("ingest", "fit", "generate", "blend", "validate", "release")]
-    return dest
+def repo(dvc_released, tmp_path_factory) -> Path:
+    """A copy of the released small-HDMA repo (tests/conftest.py `dvc_released`: one `dvc repro`)."""
+    return copy_released(dvc_released, tmp_path_factory.mktemp("e2e") / "repo")
 
 
 def test_release_and_manifest(repo):
@@ -114,6 +101,30 @@ def test_exp_run_reruns_only_downstream_and_publishes_only_when_asked(repo):
     assert manifest["files"][0]["rows"] == ROWS + 50 and manifest["runner"]["dvc_experiment"] == "ship-it"
 
 
+def test_a_params_mistake_deletes_no_output(repo):
+    """A typo in params.yaml: the stage refuses to run and DVC has deleted nothing (`persist`)."""
+    _dvc(repo, "repro")  # up to date first (a no-op unless an earlier test left a change)
+    outputs = [
+        "data/prepared/hdma/train.parquet",
+        "models/hdma/synthesizer.pkl",
+        "runs/hdma/fit.json",
+        "reports/hdma/validation.json",
+    ]
+    before = {o: sha256_file(repo / o) for o in outputs}
+    params_file = repo / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["datasets"]["hdma"]["fit"] = {"synthesiser": "ctgan"}  # misspelt key
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        proc = _dvc(repo, "repro", ok=False)
+        assert proc.returncode != 0 and "datasets.hdma.fit.synthesiser" in proc.stdout + proc.stderr
+        assert {o: sha256_file(repo / o) for o in outputs} == before
+    finally:
+        params_file.write_text(original)
+    assert _ran(_dvc(repo, "repro").stdout) == []  # the old outputs are still the recorded ones
+
+
 def test_impossible_gate_fails_naming_it_and_keeps_release(repo):
     release = repo / "data/release/hdma"
     before = {p.name: sha256_file(p) for p in release.glob("*") if p.is_file()}
@@ -140,30 +151,6 @@ def test_impossible_gate_fails_naming_it_and_keeps_release(repo):
         params_file.write_text(original)
 
 
-def test_a_params_mistake_deletes_no_output(repo):
-    """A typo in params.yaml: the stage refuses to run and DVC has deleted nothing (`persist`)."""
-    _dvc(repo, "repro")  # up to date first (an earlier test may have left a change)
-    outputs = [
-        "data/prepared/hdma/train.parquet",
-        "models/hdma/synthesizer.pkl",
-        "runs/hdma/fit.json",
-        "reports/hdma/validation.json",
-    ]
-    before = {o: sha256_file(repo / o) for o in outputs}
-    params_file = repo / "params.yaml"
-    original = params_file.read_text()
-    params = yaml.safe_load(original)
-    params["datasets"]["hdma"]["fit"] = {"synthesiser": "ctgan"}  # misspelt key
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        proc = _dvc(repo, "repro", ok=False)
-        assert proc.returncode != 0 and "datasets.hdma.fit.synthesiser" in proc.stdout + proc.stderr
-        assert {o: sha256_file(repo / o) for o in outputs} == before
-    finally:
-        params_file.write_text(original)
-    assert _ran(_dvc(repo, "repro").stdout) == []  # the old outputs are still the recorded ones
-
-
 def test_adding_a_csv_dataset_takes_a_block_and_init(repo):
     """A new dataset: one params.yaml block, `synthgate expectations init`, then `dvc repro`."""
     from tests.conftest import WEATHER
@@ -187,8 +174,9 @@ def test_adding_a_csv_dataset_takes_a_block_and_init(repo):
     )
     assert init.returncode == 0, init.stderr
     assert "wrote   expectations/weather.raw.json" in init.stdout
+    hdma_release = sha256_file(repo / "data/release/hdma/manifest.json")
     out = _dvc(repo, "repro", "release@weather")
-    assert _ran(out.stdout)[0] == "ingest@weather" and _ran(out.stdout)[-1] == "release@weather"
+    assert _ran(out.stdout) == [f"{s}@weather" for s in ("ingest", "fit", "generate", "blend", "validate", "release")]
     manifest = json.loads((repo / "data/release/weather/manifest.json").read_text())
     assert manifest["files"][0]["rows"] == 300
-    assert "Running stage" not in _dvc(repo, "repro", "release@hdma").stdout  # hdma untouched
+    assert sha256_file(repo / "data/release/hdma/manifest.json") == hdma_release  # hdma untouched

@@ -18,7 +18,7 @@ from pipelines.errors import GateFailed, InvalidInputError
 from pipelines.io import sha256_file
 from pipelines.paths import paths_for
 from tests._lineage_ws import BLOCKING, clean_env, new_workspace, release_as_airflow, small_hdma
-from tests.conftest import FLOORS_OFF, HDMA, copy_repo, git_init, run_stages, venv_env
+from tests.conftest import HDMA, copy_released, git_init, run_stages, venv_env
 
 STAGES = ("ingest", "fit", "generate", "blend", "validate", "release")
 
@@ -231,21 +231,14 @@ def _commit(repo: Path, message: str, *paths: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def dvc_repo(tmp_path_factory) -> dict[str, Any]:
-    """`dvc repro` v1 (400 rows), commit dvc.lock; change generate.rows (commit) and `dvc repro` v2,
-    which re-runs generate..release only and rewrites the committed dvc.lock while it runs."""
-    dest = copy_repo(tmp_path_factory.mktemp("lineage-dvc") / "repo")
+def dvc_repo(dvc_released, tmp_path_factory) -> dict[str, Any]:
+    """`dvc repro` v1 (400 rows: a copy of tests/conftest.py `dvc_released`), commit dvc.lock; change
+    generate.rows (commit) and `dvc repro` v2, which re-runs generate..release only and rewrites the
+    committed dvc.lock while it runs."""
+    dest = copy_released(dvc_released, tmp_path_factory.mktemp("lineage-dvc") / "repo")
     params = yaml.safe_load((dest / "params.yaml").read_text())
     hdma = params["datasets"]["hdma"]
-    hdma["generate"] = {"rows": 400}
-    hdma["gates"] = {"sample_rows": 400, "utility_gap_max": 0.5, "minority_recall_ratio_min": 0.0, **FLOORS_OFF}
-    hdma["sensitive"] = []  # 400 rows: noisy rare-class and bias figures
-    params["datasets"] = {"hdma": hdma}
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    git_init(dest)
     commits = {"v1_code": _run(dest, "git", "rev-parse", "HEAD").stdout.strip()}
-    _run(dest, "dvc", "repro", "release@hdma")
     _run(dest, "dvc", "push")
     commits["v1_lock"] = _commit(dest, "release hdma v1", "dvc.lock")
     hdma["generate"] = {"rows": 450}

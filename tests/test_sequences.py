@@ -170,7 +170,9 @@ def test_tabular_argn_generates_sequences_in_order(make_workspace):
     # value_protection off: on 181 planes it masks 5 rare carriers as `_RARE_`, and mostlyai-engine 2.7.3
     # releases that token whatever rare_category_replacement_method says (26 of 300 rows, measured)
     tiny = {"max_epochs": 1, "model": "MOSTLY_AI/Small", "batch_size": 32, "value_protection": False}
-    ws = make_workspace(seq=_block(fit={"synthesizer": "tabular_argn", "params": tiny}))
+    # one shard: each sampling call starts the engine's environment (~15-25 s of imports)
+    generate = {"rows": 250, "shard_rows": 250}
+    ws = make_workspace(seq=_block(fit={"synthesizer": "tabular_argn", "params": tiny}, generate=generate))
     with clean_env():
         run_stages(ws, "seq", ("ingest", "fit", "generate", "blend", "validate"))
     gates = _check_release(ws)
