@@ -1,4 +1,4 @@
-"""A disk that fills up for real and a tracking server that stops, during a run and inside the
+"""A disk that fills up for real and a tracking server that goes away, during a run and inside the
 publish step: a typed error (exit 5 / 6), nothing published without its records, the last good
 release intact, and the next run (or `synthgate recover`) completes what was cut short."""
 
@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -111,7 +112,7 @@ def test_a_full_disk_during_a_run_and_inside_publish_is_exit_5_and_publishes_not
 
 
 class MlflowServer:
-    """A real `mlflow server` (SQLite store) on a free local port, that a test can stop and restart."""
+    """A real `mlflow server` (SQLite store) on a free local port."""
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -150,6 +151,70 @@ class MlflowServer:
         self.proc = None
 
 
+class Outage:
+    """A TCP relay in front of the server, for outages without restarting it (a start costs 10-30 s):
+    `cut()` resets every open connection and refuses new ones, as a stopped server does; `restore()`
+    listens again on the same port."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        """End the outage: accept connections again."""
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Start the outage: refuse new connections, reset the open ones."""
+        assert self._listener is not None
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._listener.close()
+        with self._lock:
+            conns, self._open = self._open, set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                conn.close()  # linger 0: the peer gets a reset, as from a killed server
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open |= {client, upstream}
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 @pytest.mark.slow
 def test_a_tracking_server_that_stops_during_a_run_or_inside_publish_is_exit_6(tmp_path, zygote, tmp_path_factory):
     logs = tmp_path_factory.mktemp("outage-logs")
@@ -157,15 +222,16 @@ def test_a_tracking_server_that_stops_during_a_run_or_inside_publish_is_exit_6(t
     p = paths_for("hdma", ws)
     server = MlflowServer(tmp_path / "server")
     server.start()
-    env = {"MLFLOW_TRACKING_URI": server.uri}
+    link = Outage(server.port)  # the clients talk to the server through it
+    env = {"MLFLOW_TRACKING_URI": link.uri}
     try:
         assert _cmd(zygote, ws, logs, "run", "hdma", env=env)[0] == 0
         v1 = tree(p.release_dir)
 
-        # during the run: the server stops while validate computes its gates
+        # during the run: the server goes away while validate computes its gates
         pid = zygote.start(["run", "hdma"], ws, logs / "run-outage", env)
         assert wait_for_line(logs / "run-outage", "validate hdma: started", pid), tail(logs / "run-outage")
-        server.stop()
+        link.cut()
         stopped = time.monotonic()
         code = zygote.wait(pid)
         out = tail(logs / "run-outage")
@@ -174,14 +240,14 @@ def test_a_tracking_server_that_stops_during_a_run_or_inside_publish_is_exit_6(t
         assert tree(p.release_dir) == v1 and not p.publish_journal.exists()
 
         # inside publish, before the swap: nothing published
-        server.start()
+        link.restore()
         assert _cmd(zygote, ws, logs, "validate", "hdma", env=env)[0] == 0
         for point, published in (("publish", False), ("records", True)):
             paused = {**env, "SYNTHGATE_PAUSE_AT": point, "SYNTHGATE_PAUSE_S": "3"}
             before, v0 = tree(p.release_dir), version(p)
             pid = zygote.start(["release", "hdma"], ws, logs / f"release-{point}", paused)
             assert wait_for_line(logs / f"release-{point}", f"paused at {point}", pid)
-            server.stop()
+            link.cut()
             code = zygote.wait(pid)
             out = tail(logs / f"release-{point}")
             assert code == 6 and "tracking" in out, out
@@ -189,7 +255,7 @@ def test_a_tracking_server_that_stops_during_a_run_or_inside_publish_is_exit_6(t
                 assert not whole_release_problems(p, before, v0 + 1) and p.publish_journal.is_file()
             else:
                 assert tree(p.release_dir) == before and not p.publish_journal.exists()
-            server.start()
+            link.restore()
             code, out = _cmd(zygote, ws, logs, "recover", "hdma", env=env)
             assert code == 0, out
             if published:
@@ -201,4 +267,5 @@ def test_a_tracking_server_that_stops_during_a_run_or_inside_publish_is_exit_6(t
             code, out = _cmd(zygote, ws, logs, "lineage", f"hdma@{v}", env=env)
             assert code == 0, out
     finally:
+        link.cut()
         server.stop()
