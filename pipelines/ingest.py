@@ -164,8 +164,13 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 "rows.holdout": len(holdout[lay.main]),
             }
         )
-        mlflow.log_metrics({f"rows.train.{t}": len(df) for t, df in train.items()})
-        mlflow.log_metrics({f"orphans.{o['relationship'].split(' ')[0]}": o["orphan_rows"] for o in orphans})
+        mlflow.log_metrics({tracking.mlflow_key(f"rows.train.{t}"): len(df) for t, df in train.items()})
+        mlflow.log_metrics(  # the orphans report has one entry per relationship, in their order
+            {
+                tracking.mlflow_key(f"orphans.{r.child}.{r.child_key}"): o["orphan_rows"]
+                for r, o in zip(cfg.source.relationships, orphans, strict=True)
+            }
+        )
         _log_input(tables[lay.main], cfg.source.path, prepared["source"]["sha256"], f"{cfg.name}-source", "source")
         _log_input(train[lay.main], paths.rel(paths.train), written["train"]["sha256"], f"{cfg.name}-train", "training")
         record.write(paths.record("ingest"))
