@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pipelines import dp, engines, metadata, pii, progress, tableset
+from pipelines import dp, engines, ids, metadata, pii, progress, tableset
 from pipelines.engines import candidates, selection
 from pipelines.errors import InvalidInputError
 from pipelines.io import sha256_file, write_json
@@ -118,6 +118,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             domain=domain(learned[lay.main]),
             privacy=privacy,
             selection=chosen.to_record() if chosen else None,
+            ids=ids.generated_unique(md.to_dict()["tables"][lay.main]) if lay.exact_rows else {},
         )
         record.write(paths.record("fit"))
     return record.to_json()
