@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pipelines import keys, tableset
+from pipelines import keys, preflight, tableset
 from pipelines.contracts import load_suite, run_suites, set_schema_problems
-from pipelines.errors import InvalidInputError
+from pipelines.errors import ConfigError, InvalidInputError
 from pipelines.io import sha256_file
 from pipelines.records.stages import ContractRef, IngestRecord, SplitInfo
 from pipelines.sources import read_tables
@@ -87,6 +87,9 @@ def prepare(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             hint="Fix the keys in params.yaml (source.tables, source.relationships) or in the data.",
         )
     check_tables(tables, cfg, lay)
+    problems = preflight.frame_problems(cfg, tables[lay.main], f"{cfg.source.path} (the source)")
+    if problems:
+        raise ConfigError(problems)
     return {"tables": tables, "source": source_info, "notes": notes, "layout": lay}
 
 
