@@ -436,9 +436,9 @@ def test_mixed_case_table_names_run_through_every_stage(tmp_path, make_workspace
     manifest = run_stages(ws, "hr")  # ingest .. release
     p = paths_for("hr", ws)
     assert {f.get("table") for f in manifest["files"]} >= {"People", "Salary History"}
-    assert sorted(f.name for f in p.release_file.iterdir()) == ["People.parquet", "Salary History.parquet"]
+    assert sorted(f.name for f in p.release_tables.iterdir()) == ["People.parquet", "Salary History.parquet"]
     assert set(read_json(p.metadata)["tables"]) == {"People", "Salary History"}
-    assert "People.Age" not in tableset.read_folder(p.release_file)["People"].columns
+    assert "People.Age" not in tableset.read_folder(p.release_tables)["People"].columns
     import mlflow
 
     ingest_run = mlflow.get_run(read_json(p.record("ingest"))["mlflow"]["run_id"])
