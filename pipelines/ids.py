@@ -1,8 +1,8 @@
 """Id-like columns of a single table: row identifiers whose synthetic values are fresh ids.
 
 A column is id-like when it is a key, when the committed metadata gives it sdtype `id` (SDV's
-detection does for a unique whole-number column it makes the primary key, and for names such as
-`loan_id`), or when it holds text that is distinct in every row (`R-00042`). Generated ids are new
+detection gives it to the primary key it picks, a unique column of whole numbers, and to names
+such as `loan_id`), or when it holds text that is distinct in every row (`R-00042`). Generated ids are new
 values, so the release suite expects of them a type, no missing value and, for the ids the
 engine generates unique (the primary key, or an `id` with a `regex_format`), uniqueness over the
 synthetic rows: never the real range or value set, which fresh ids leave by design.
@@ -117,7 +117,7 @@ def _number_regex(values: pd.Series) -> str | None:
 def mark_metadata(metadata: dict[str, Any], table: str, df: pd.DataFrame, skip: Collection[str]) -> dict[str, Any]:
     """Metadata (a dict) in which each text column distinct in every row, and each `id` column
     distinct in every row but neither the primary key nor given a regex, is an `id` generated from a
-    regex shaped like its values (SDV then learns no real value). `skip`: keys and PII columns."""
+    regex shaped like its values (SDV then learns no real value). `skip`: PII columns (replaced)."""
     out = copy.deepcopy(metadata)
     tmeta = out["tables"][table]
     columns = tmeta["columns"]
@@ -139,10 +139,10 @@ def mark_metadata(metadata: dict[str, Any], table: str, df: pd.DataFrame, skip: 
     return out
 
 
-def id_like(df: pd.DataFrame, table_meta: dict[str, Any], keys: Collection[str] = ()) -> list[str]:
-    """The id-like columns of a table: `keys`, `id` columns of its metadata, and text distinct in every row."""
+def id_like(df: pd.DataFrame, table_meta: dict[str, Any]) -> list[str]:
+    """The id-like columns of a table: the `id` columns of its metadata, and text distinct in every row."""
     ids = [c for c, spec in table_meta.get("columns", {}).items() if spec.get("sdtype") == "id"]
-    return [c for c in df.columns if c in {*keys, *ids, *text_ids(df)}]
+    return [c for c in df.columns if c in {*ids, *text_ids(df)}]
 
 
 def generated_unique(table_meta: dict[str, Any]) -> dict[str, str | None]:
@@ -158,8 +158,8 @@ def generated_unique(table_meta: dict[str, Any]) -> dict[str, str | None]:
 def renumber(df: pd.DataFrame, unique: Mapping[str, str | None], first: int, name: str) -> pd.DataFrame:
     """The rows with each of the `unique` id columns replaced by ids number `first`, `first + 1`, ...
     of its regex, in order (so shards starting `first` rows apart never share one); without a
-    regex, or once it has too few, whole numbers from `first + 1` in a column of numbers, else
-    `<name>_<n>`."""
+    regex, or once it has too few, whole numbers in a column of numbers (from `first + 1`, or past
+    every number the regex spells), else `<name>_<n>`."""
     import pandas as pd
 
     out = df.copy()
@@ -169,7 +169,9 @@ def renumber(df: pd.DataFrame, unique: Mapping[str, str | None], first: int, nam
         spelled = _spelled(regex, len(out), first)
         if pd.api.types.is_numeric_dtype(out[col]) and not pd.api.types.is_bool_dtype(out[col]):
             if spelled is None or not all(v.isdigit() for v in spelled):
-                spelled = [str(n) for n in range(first + 1, first + 1 + len(out))]
+                shape = _spelled(regex, 1, 0)  # the regex's numbers are as wide as its first
+                start = 10 ** len(shape[0]) + first if shape else first + 1
+                spelled = [str(n) for n in range(start, start + len(out))]
             out[col] = pd.Series(spelled, index=out.index).astype("int64").astype(out[col].dtype)
         else:
             spelled = spelled or [f"{name}_{n}" for n in range(first, first + len(out))]

@@ -101,4 +101,6 @@ def test_renumber_keeps_shards_apart():
     assert first["n"].tolist() == [1, 2, 3] and second["n"].tolist() == [4, 5, 6]
     assert first["s"].tolist() == ["K000", "K001", "K002"] and second["s"].tolist() == ["K003", "K004", "K005"]
     assert ids.renumber(frame, {"s": "K[0-9]"}, 9, "ds")["s"].tolist() == ["ds_9", "ds_10", "ds_11"]  # too few
+    assert ids.renumber(frame, {"n": "[1-9][0-9]"}, 0, "ds")["n"].tolist() == [10, 11, 12]  # the regex's numbers
+    assert ids.renumber(frame, {"n": "[1-9][0-9]"}, 89, "ds")["n"].tolist() == [189, 190, 191]  # then past 99
     assert first["v"].equals(frame["v"]) and first["n"].dtype == frame["n"].dtype
