@@ -17,10 +17,10 @@ def init_contracts(cfg: DatasetConfig, paths: DatasetPaths, force: bool = False)
     """Write `<ds>.raw.json`, `<ds>.release.json` and `metadata/<ds>.json` from the source.
 
     A file that exists is kept (it is owned by people now) unless `force`; yields one line per file.
-    PII and key columns get no real values in any file; the release suite and metadata are
-    bootstrapped from the tables after the orphan policy (what the pipeline will fit on).
+    PII, key and id-like columns (`pipelines.ids`) get no real values in any file; the release suite
+    and metadata are bootstrapped from the tables after the orphan policy (what the pipeline will fit on).
     """
-    from pipelines import keys, metadata, pii
+    from pipelines import ids, keys, metadata, pii
     from pipelines.constraints import adapt_sdtypes, check_rules
     from pipelines.constraints import expectations as rule_expectations
     from pipelines.ingest import prepare
@@ -34,13 +34,22 @@ def init_contracts(cfg: DatasetConfig, paths: DatasetPaths, force: bool = False)
     dropped = plan.dropped
     detected = pii.mark_metadata(metadata.detect(clean, cfg.source), lay.main, plan, main)
     detected = adapt_sdtypes(detected, lay.main, cfg.fit.constraints, main)
+    flat = lay.single and lay.sequence_key is None  # one table of rows (not sequences, not a set)
+    if flat:
+        detected = ids.mark_metadata(detected, lay.main, main, skip=plan.names)
     if paths.metadata.is_file() and not force:  # the committed metadata decides the sdtypes
         detected = read_json(paths.metadata)
-    sdtypes = {c: v.get("sdtype") for c, v in detected["tables"].get(lay.main, {}).get("columns", {}).items()}
+    table_meta = detected["tables"].get(lay.main, {})
+    sdtypes = {c: v.get("sdtype") for c, v in table_meta.get("columns", {}).items()}
     check_rules(cfg.fit.constraints, main, sdtypes, f"datasets.{cfg.name}.fit", protected=plan.names)
+    id_like = ids.id_like(main, table_meta) if flat else []
+    unique = [c for c in ids.generated_unique(table_meta) if c in id_like and ids.distinct_per_row(main[c])]
+    identifiers = [*plan.names, *id_like]
 
     def suite(kind: str, source: dict) -> dict:
-        out = build_set_suite(source, cfg.source, cfg.name, kind, lay, identifiers=plan.names, dropped=dropped)
+        out = build_set_suite(
+            source, cfg.source, cfg.name, kind, lay, identifiers=identifiers, dropped=dropped, unique=unique
+        )
         if kind == "release":
             out["expectations"] += rule_expectations(cfg.fit.constraints, main)
         return out

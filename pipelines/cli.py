@@ -89,6 +89,10 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     stages = STAGES if args.command == "run" else (args.command,)
+    if args.command == "run":  # what the config says of the source's columns and values, before any stage
+        from pipelines.preflight import check
+
+        check(cfg, paths_for(cfg.name).root)
     with run_lock(paths_for(cfg.name), f"synthgate {args.command} {cfg.name}"):  # the whole run
         if args.command == "run":  # its stages share one MLflow pipeline run, and no other does
             import uuid

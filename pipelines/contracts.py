@@ -33,6 +33,10 @@ and the types gate requires the same share of whole numbers in its release. hdma
 PROVENANCE = "_provenance"
 """Column added by blend: 'synthetic' or 'real' for each released row."""
 
+SYNTHETIC_ROWS = {"row_condition": f'{PROVENANCE}=="synthetic"', "condition_parser": "pandas"}
+"""GX arguments restricting an expectation to the synthetic rows (ids are new values there; real
+rows added by `augment` keep theirs, which may equal one)."""
+
 TYPE_FAMILIES: dict[str, list[str]] = {
     "integer": ["int64", "Int64", "int32", "Int32", "float64"],
     "float": ["float64", "float32", "int64", "Int64"],
@@ -78,15 +82,21 @@ def _num(value: Any) -> float | int:
 
 
 def build_suite(
-    df: pd.DataFrame, name: str, kind: str, identifiers: Collection[str] = (), dropped: Collection[str] = ()
+    df: pd.DataFrame,
+    name: str,
+    kind: str,
+    identifiers: Collection[str] = (),
+    dropped: Collection[str] = (),
+    unique: Collection[str] = (),
 ) -> dict[str, Any]:
     """Bootstrap a suite from real data.
 
     kind 'raw': the input contract (ranges widened by 10% of their span, row count within
     [n/2, 20n]); kind 'release': what a release must look like (exact real ranges, no new
     categories, no nulls where the real data has none, a provenance column, at least one row).
-    `identifiers` (PII and key columns) get no value set or range (real identifiers never reach a
-    suite file, and synthetic keys are new values);
+    `identifiers` (PII, key and id-like columns) get no value set or range (real identifiers never
+    reach a suite file, and synthetic ids are new values); in a release the `unique` ones must be
+    unique over the synthetic rows (`pipelines.ids`);
     `dropped` columns (PII policy drop) are left out of the release suite.
     """
     n = len(df)
@@ -110,6 +120,8 @@ def build_suite(
         elif kind == "raw":
             mostly = max(0.0, round(1 - min(1.0, null_rate * 1.5 + 0.01), 4))
             exps.append(_exp("expect_column_values_to_not_be_null", column=col, mostly=mostly))
+        if kind == "release" and col in unique:
+            exps.append(_exp("expect_column_values_to_be_unique", column=col, **SYNTHETIC_ROWS))
         nonnull = s.dropna()
         if nonnull.empty or col in identifiers:
             continue
@@ -328,10 +340,11 @@ def build_set_suite(
     lay: Layout,
     identifiers: Collection[str] = (),
     dropped: Collection[str] = (),
+    unique: Collection[str] = (),
 ) -> dict[str, Any]:
-    """The suite file of a table set: a single table's own suite (`identifiers`: PII columns,
-    `dropped`: left out of a release), or one file for all tables where each expectation names
-    its table in `meta.table`.
+    """The suite file of a table set: a single table's own suite (`identifiers`: PII and id-like
+    columns, `dropped`: left out of a release, `unique`: ids unique over the synthetic rows), or one
+    file for all tables where each expectation names its table in `meta.table`.
 
     Key columns get no value set or range (synthetic keys are new values); the release suite
     also expects primary keys to be unique.
@@ -340,7 +353,7 @@ def build_set_suite(
 
     if lay.single:
         keys = [*identifiers, *key_columns(src, lay.main)]  # a sequence key: new values in the release
-        return build_suite(tables[lay.main], name, kind, identifiers=keys, dropped=dropped)
+        return build_suite(tables[lay.main], name, kind, identifiers=keys, dropped=dropped, unique=unique)
     exps = []
     for table, df in tables.items():
         keys = key_columns(src, table)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pipelines import dp, engines, metadata, pii, progress, tableset
+from pipelines import dp, engines, ids, metadata, pii, preflight, progress, tableset
 from pipelines.engines import candidates, selection
-from pipelines.errors import InvalidInputError
+from pipelines.errors import ConfigError, InvalidInputError
 from pipelines.io import sha256_file, write_json
 from pipelines.records.base import FileEntry
 from pipelines.records.stages import FitRecord, IngestRecord
@@ -44,6 +44,9 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     md = metadata.seen_only(metadata.without_columns(md, lay.main, plan.names), learned)
     sdtypes = {c: v.get("sdtype") for c, v in md.tables[lay.main].columns.items()}
     check_rules(cfg.fit.constraints, train[lay.main], sdtypes, f"datasets.{cfg.name}.fit", protected=plan.names)
+    problems = preflight.frame_problems(cfg, learned[lay.main], "the train split", plan.names)
+    if problems:  # generate's own check, before a model is fitted and registered for nothing
+        raise ConfigError(problems)
     auto = cfg.fit.synthesizer == candidates.AUTO
     if auto:
         candidates.candidates(cfg)  # a bad candidate list fails before any work
@@ -118,6 +121,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             domain=domain(learned[lay.main]),
             privacy=privacy,
             selection=chosen.to_record() if chosen else None,
+            ids=ids.generated_unique(md.to_dict()["tables"][lay.main]) if lay.exact_rows else {},
         )
         record.write(paths.record("fit"))
     return record.to_json()

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipelines import engines, pii, progress, tableset
+from pipelines import engines, ids, pii, progress, tableset
 from pipelines.engines import SampleRequest
 from pipelines.errors import InvalidInputError
 from pipelines.records.stages import FitRecord, GenerateRecord, IngestRecord
@@ -154,6 +154,8 @@ def run_shard(
             paths.rel(paths.model),
             [f"shard {shard.index}: sampled {len(tables[lay.main])} rows, expected {shard.rows}"],
         )
+    if fit.ids:  # ids unique across shards: numbered from the shard's first row
+        tables[lay.main] = ids.renumber(tables[lay.main], fit.ids, request.first_key, cfg.name)
     plan = pii.PiiPlan.from_dict(fit.pii)
     if plan.columns:
         tables[lay.main] = pii.apply_plan(tables[lay.main], plan, shard.seed, context["avoid"], columns=fit.columns)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pipelines import keys, tableset
+from pipelines import keys, preflight, tableset
 from pipelines.contracts import load_suite, run_suites, set_schema_problems
-from pipelines.errors import InvalidInputError
+from pipelines.errors import ConfigError, InvalidInputError
 from pipelines.io import sha256_file
 from pipelines.records.stages import ContractRef, IngestRecord, SplitInfo
 from pipelines.sources import read_tables
@@ -87,6 +87,9 @@ def prepare(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             hint="Fix the keys in params.yaml (source.tables, source.relationships) or in the data.",
         )
     check_tables(tables, cfg, lay)
+    problems = preflight.frame_problems(cfg, tables[lay.main], f"{cfg.source.path} (the source)")
+    if problems:
+        raise ConfigError(problems)
     return {"tables": tables, "source": source_info, "notes": notes, "layout": lay}
 
 
@@ -164,8 +167,13 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 "rows.holdout": len(holdout[lay.main]),
             }
         )
-        mlflow.log_metrics({f"rows.train.{t}": len(df) for t, df in train.items()})
-        mlflow.log_metrics({f"orphans.{o['relationship'].split(' ')[0]}": o["orphan_rows"] for o in orphans})
+        mlflow.log_metrics({tracking.mlflow_key(f"rows.train.{t}"): len(df) for t, df in train.items()})
+        mlflow.log_metrics(  # the orphans report has one entry per relationship, in their order
+            {
+                tracking.mlflow_key(f"orphans.{r.child}.{r.child_key}"): o["orphan_rows"]
+                for r, o in zip(cfg.source.relationships, orphans, strict=True)
+            }
+        )
         _log_input(tables[lay.main], cfg.source.path, prepared["source"]["sha256"], f"{cfg.name}-source", "source")
         _log_input(train[lay.main], paths.rel(paths.train), written["train"]["sha256"], f"{cfg.name}-train", "training")
         record.write(paths.record("ingest"))

@@ -12,7 +12,7 @@ shares. Both are checked against the values the model was fitted on (the fit rec
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ConfigError
@@ -76,20 +76,30 @@ def _match(col_domain: Mapping[str, Any], value: Any) -> tuple[bool, Any]:
     return False, None
 
 
+def _few(values: list[Any]) -> list[Any]:
+    """The first `SHOWN_VALUES` values, and '...' when there are more."""
+    return [*values[:SHOWN_VALUES], "..."] if len(values) > SHOWN_VALUES else values
+
+
 def _hint(value: Any) -> str:
     if isinstance(value, bool):
         return " (YAML reads unquoted yes/no/on/off as booleans: quote the value)"
     return ""
 
 
+SHOWN_VALUES = 10
+"""Values of a column an error about a condition or a class lists (the most frequent first)."""
+
+
 def check_conditions(
     conditions: Mapping[str, Any],
     dom: Mapping[str, Mapping[str, Any]],
-    protected: list[str],
+    protected: Collection[str],
     where: str = "generate.conditions",
+    seen: str = "the train split",
 ) -> dict[str, Any]:
     """The conditions with values as the model knows them; ConfigError for an unknown column, a
-    PII column, or a value that never occurs in the train split."""
+    PII column, or a value that never occurs in `seen` (what `dom` was taken from)."""
     problems, out = [], {}
     for col, value in conditions.items():
         key = f"{where}.{col}"
@@ -109,18 +119,18 @@ def check_conditions(
         elif "min" in d and not isinstance(value, (bool, str)) and d["min"] <= value <= d["max"]:
             out[col] = value
         elif "values" in d:
-            shown = [*d["values"][:20], "..."] if len(d["values"]) > 20 else d["values"]
+            shown = _few(d["values"])
             tail = " (only the most frequent values were recorded)" if d.get("truncated") else ""
-            problems.append(f"{key}: {value!r} never occurs in the train split; values are {shown}{tail}{_hint(value)}")
+            problems.append(f"{key}: {value!r} never occurs in {seen}; values are {shown}{tail}{_hint(value)}")
         else:
-            problems.append(f"{key}: {value!r} is outside the train range [{d['min']}, {d['max']}]")
+            problems.append(f"{key}: {value!r} is outside the range of {seen} [{d['min']}, {d['max']}]")
     if problems:
         raise ConfigError(problems)
     return out
 
 
 def class_shares(
-    cfg: DatasetConfig, dom: Mapping[str, Mapping[str, Any]], protected: list[str]
+    cfg: DatasetConfig, dom: Mapping[str, Mapping[str, Any]], protected: Collection[str]
 ) -> tuple[str, dict[Any, float]]:
     """The rebalanced column and the share of each of its classes (they add up to 1).
 
@@ -149,7 +159,7 @@ def class_shares(
         found, known = _match(d, key)
         if not found:
             problems.append(
-                f"{where}.shares.{key}: class {key!r} never occurs in column '{column}' (classes: {d['values'][:20]})"
+                f"{where}.shares.{key}: class {key!r} never occurs in column '{column}' (classes: {_few(d['values'])})"
             )
         else:
             requested[known] = share

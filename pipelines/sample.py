@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import engines, pii, tableset
+from pipelines import engines, ids, pii, tableset
 from pipelines.errors import ConfigError, IntegrityError, InvalidInputError
 from pipelines.io import atomic_path, read_json, sha256_file
 from pipelines.records.stages import FitRecord
@@ -158,6 +158,9 @@ def sample(
         for shard in shards:
             request = engines.SampleRequest(shard.rows, shard.seed, lay.main, train_rows, conditions)
             tables = engine.sample(model, request)
+            if fit.ids:  # as generate does: ids unique across shards
+                first = shard.index * cfg.generate.shard_rows
+                tables[lay.main] = ids.renumber(tables[lay.main], fit.ids, first, cfg.name)
             if plan_pii.columns:
                 tables[lay.main] = pii.apply_plan(tables[lay.main], plan_pii, shard.seed, avoid, columns=fit.columns)
             parts.append({t: in_source_order(df, fit.tables.get(t, [])) for t, df in tables.items()})

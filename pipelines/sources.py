@@ -88,7 +88,7 @@ def _open_bytes(path: Path, max_bytes: int) -> Iterator[BinaryIO]:
 
 
 @contextlib.contextmanager
-def _open_text(path: Path, max_bytes: int, encoding: str) -> Iterator[TextIO]:
+def open_text(path: Path, max_bytes: int, encoding: str) -> Iterator[TextIO]:
     """The file as text, streamed and decoded as it is read (newlines kept as they are, a leading
     UTF-8 byte-order mark dropped)."""
     if codecs.lookup(encoding).name == "utf-8":
@@ -178,9 +178,9 @@ def read_csv(path: Path, shown: str, source: SourceConfig, max_bytes: int) -> pd
     except LookupError:
         raise ConfigError([f"source.encoding: unknown encoding {source.encoding!r}"]) from None
     try:
-        with _open_text(path, max_bytes, source.encoding) as text:
+        with open_text(path, max_bytes, source.encoding) as text:
             sample = text.read(20_000)
-        with _open_text(path, max_bytes, source.encoding) as text:
+        with open_text(path, max_bytes, source.encoding) as text:
             _check_csv_shape(text, sample, shown, source.delimiter)
     except UnicodeDecodeError:
         raise InvalidInputError(
@@ -190,13 +190,13 @@ def read_csv(path: Path, shown: str, source: SourceConfig, max_bytes: int) -> pd
         ) from None
     options: dict[str, Any] = {"sep": source.delimiter, "low_memory": False}
     try:
-        with _open_text(path, max_bytes, source.encoding) as text:
+        with open_text(path, max_bytes, source.encoding) as text:
             chunks = list(pd.read_csv(text, chunksize=CSV_CHUNK_ROWS, **options))
         df = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
         mixed = [i for i in range(df.shape[1]) if len({str(c.iloc[:, i].dtype) for c in chunks}) > 1]
         del chunks
         if mixed:
-            with _open_text(path, max_bytes, source.encoding) as text:
+            with open_text(path, max_bytes, source.encoding) as text:
                 whole = pd.read_csv(text, usecols=mixed, **options)
             for j, i in enumerate(mixed):
                 df.isetitem(i, whole.iloc[:, j])

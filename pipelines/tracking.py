@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,11 +239,21 @@ def _tags(cfg: DatasetConfig, root: Path, stage: str) -> dict[str, str]:
     return tags
 
 
+_KEY_CHARACTER = re.compile(r"[^\w.\- ]")
+
+
+def mlflow_key(name: str) -> str:
+    """`name` as an MLflow param or metric key: each character MLflow refuses (anything but letters,
+    digits, `_`, `-`, `.` and spaces; `/` and `:` too, which it reads as paths) becomes `_`, so a
+    column or class named `Amount ($)` or `n/a` is logged, not an error."""
+    return _KEY_CHARACTER.sub("_", name)
+
+
 def flatten(params: dict[str, Any]) -> dict[str, str]:
     """Nested params as dotted MLflow param names (values as text, at most 6,000 characters)."""
     from pipelines.io import flatten as dotted
 
-    return {k: str(v)[:6000] for k, v in dotted(params).items()}
+    return {mlflow_key(k): str(v)[:6000] for k, v in dotted(params).items()}
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ def test_negative_rows_rejected_with_path():
 def test_missing_section_says_how_to_fix():
     block = small_block(HDMA)
     del block["blend"]
-    with pytest.raises(ConfigError, match=r"datasets\.hdma\.blend: missing .*inherits the defaults"):
+    with pytest.raises(ConfigError, match=r"datasets\.hdma\.blend: missing: add `blend: {}` .*inherits the defaults"):
         parse_params(_params(hdma=block))
 
 
@@ -178,3 +178,35 @@ def test_a_yaml_alias_bomb_is_refused(tmp_path):
     (tmp_path / "params.yaml").write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="through anchors and aliases"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_block_without_seed_takes_the_default_seed():
+    block = small_block(HDMA, "deny")
+    del block["seed"]
+    assert parse_params(_params(hdma=block)).dataset("hdma").seed == defaults()["seed"]
+    no_default = {k: v for k, v in defaults().items() if k != "seed"}
+    with pytest.raises(ConfigError, match=r"datasets\.hdma\.seed: missing: required \(.*defaults\.seed"):
+        parse_params({"defaults": no_default, "datasets": {"hdma": block}})
+
+
+def test_a_typo_in_defaults_is_reported_once_at_its_own_path():
+    raw = _params(hdma=small_block(HDMA, "deny"), diamonds=small_block(HDMA))
+    raw["defaults"]["generate"]["rowz"] = 10
+    raw["defaults"]["fit"]["pii"]["detekt"] = True
+    with pytest.raises(ConfigError) as err:
+        parse_params(raw)
+    assert err.value.problems == [
+        "defaults.fit.pii.detekt: unknown key (check the spelling; see params.yaml `defaults` for every knob)",
+        "defaults.generate.rowz: unknown key (check the spelling; see params.yaml `defaults` for every knob)",
+    ]
+
+
+def test_a_missing_required_key_says_what_to_write():
+    no_target, no_path = small_block(HDMA), small_block(HDMA)
+    del no_target["target"]
+    no_path["source"] = {"format": "csv"}
+    with pytest.raises(ConfigError) as err:
+        parse_params(_params(a=no_target, b=no_path))
+    text = str(err.value)
+    assert "datasets.a.target: missing: name the column to predict" in text and "`target: null` for none" in text
+    assert "datasets.b.source.path: missing: required (CSV/parquet file" in text

@@ -168,7 +168,7 @@ def test_condition_on_a_value_that_never_occurs(domain):
         rebalance.check_conditions({"denied": "yes"}, domain, [])
     with pytest.raises(ConfigError, match=r"'deny' is a PII column"):
         rebalance.check_conditions({"deny": "yes"}, domain, ["deny"])
-    with pytest.raises(ConfigError, match=r"outside the train range"):
+    with pytest.raises(ConfigError, match=r"outside the range of the train split"):
         rebalance.check_conditions({"dir": 42.0}, domain, [])
     assert rebalance.check_conditions({"comdominiom": "1", "dir": 0.3}, domain, []) == {"comdominiom": 1, "dir": 0.3}
 

@@ -10,6 +10,7 @@ foreign key pointing to a missing table, a key column that does not exist, a rep
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -383,3 +384,78 @@ def test_relational_only_knobs_are_checked(src, make_workspace):
     block["generate"] = {"conditions": {"origin": "EWR"}}
     with pytest.raises(ConfigError, match=r"generate\.conditions: not supported for relational"):
         build_dataset("nyc", block, defaults())
+
+
+# --- table names as users' files and databases have them --------------------------------------
+
+
+def _people_and_salaries(dest: Path) -> Path:
+    """A tiny two-table set whose files and tables have mixed-case names, one with a space."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    dest.mkdir(parents=True)
+    people = pd.DataFrame(
+        {
+            "PersonID": [f"P{i:04d}" for i in range(80)],
+            "Dept": rng.choice(["ops", "eng", "hr"], 80),
+            "Age": rng.integers(20, 65, 80),
+        }
+    )
+    salaries = pd.DataFrame(
+        {"PersonID": rng.choice(people["PersonID"], 200), "Amount": rng.normal(5e4, 8e3, 200).round(0)}
+    )
+    people.to_csv(dest / "People.csv", index=False)
+    salaries.to_csv(dest / "Salary History.csv", index=False)
+    return dest
+
+
+def test_mixed_case_table_names_run_through_every_stage(tmp_path, make_workspace):
+    src = _people_and_salaries(tmp_path / "hr")
+    block = {
+        "source": {
+            "path": str(src),
+            "format": "csv",
+            "main_table": "Salary History",
+            "tables": {
+                "People": {"file": "People.csv", "primary_key": "PersonID"},
+                "Salary History": {"file": "Salary History.csv"},
+            },
+            "relationships": [
+                {"parent": "People", "child": "Salary History", "parent_key": "PersonID", "child_key": "PersonID"}
+            ],
+        },
+        "target": None,
+        "ingest": {"drop_columns": ["People.Age"]},
+        "fit": {"synthesizer": "hma"},
+        "generate": {},
+        "blend": {},
+        "gates": {"quality_min": 0.0, "diagnostic_min": 0.0, "sample_rows": 200, **FLOORS_OFF},
+    }
+    ws = make_workspace(hr=block)
+    manifest = run_stages(ws, "hr")  # ingest .. release
+    p = paths_for("hr", ws)
+    assert {f.get("table") for f in manifest["files"]} >= {"People", "Salary History"}
+    assert sorted(f.name for f in p.release_tables.iterdir()) == ["People.parquet", "Salary History.parquet"]
+    assert set(read_json(p.metadata)["tables"]) == {"People", "Salary History"}
+    assert "People.Age" not in tableset.read_folder(p.release_tables)["People"].columns
+    import mlflow
+
+    ingest_run = mlflow.get_run(read_json(p.record("ingest"))["mlflow"]["run_id"])
+    assert {"rows.train.People", "rows.train.Salary History", "orphans.Salary History.PersonID"} <= set(
+        ingest_run.data.metrics
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "problem"),
+    [
+        (["dbo.People", "flights"], "table name 'dbo.People': use letters, digits, spaces"),
+        (["People", "people"], "table names 'People' and 'people' differ only in case"),
+        (["People ", "flights"], "table name 'People ': use letters"),
+    ],
+)
+def test_table_names_that_cannot_name_a_file_are_refused(names, problem):
+    tables = {n: {"file": f"{i}.csv"} for i, n in enumerate(names)}
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        SourceConfig(path="x", tables=tables, main_table=names[0])

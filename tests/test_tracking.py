@@ -1,5 +1,6 @@
 """The embedded MLflow store keeps artifact locations relative to itself: a moved or cloned
-workspace still reads its models and records."""
+workspace still reads its models and records. MLflow keys built from user names (tables,
+columns, classes) are keys MLflow accepts."""
 
 from __future__ import annotations
 
@@ -79,3 +80,14 @@ def test_lineage_and_sample_read_the_moved_artifacts(moved, tmp_path):
     assert entry["rows"] == 50 and entry["release_version"] == 1
     log = [json.loads(line) for line in p.samples_log.read_text().splitlines()]
     assert log[-1]["sha256"] == entry["sha256"]
+
+
+def test_names_become_keys_mlflow_accepts():
+    from mlflow.utils.validation import validate_param_and_metric_name
+
+    assert tracking.mlflow_key("rows.train.Salary History") == "rows.train.Salary History"  # spaces are fine
+    assert tracking.mlflow_key("orphans.Pay-Slips.Amount ($)") == "orphans.Pay-Slips.Amount ___"
+    keys = tracking.flatten({"generate": {"conditions": {"n/a": "x", "ratio:1": 2, "Größe": 3}}})
+    assert set(keys) == {"generate.conditions.n_a", "generate.conditions.ratio_1", "generate.conditions.Größe"}
+    for key in [*keys, tracking.mlflow_key("a/../b"), tracking.mlflow_key("col (%)")]:
+        assert validate_param_and_metric_name(key) and "/" not in key, key

@@ -55,15 +55,18 @@ def start(
     dag_id: str,
     run_id: str,
 ) -> RunContext:
-    """Validate the run's overrides (nothing else happens when they are bad), open the MLflow run.
+    """Validate the run's overrides and what they say of the source's columns and values (nothing
+    else happens when they are bad), open the MLflow run.
 
     Returns the run context every later task receives.
     """
+    from pipelines.preflight import check
     from pipelines.tracking import start_pipeline
 
     root = Path(root).resolve()
     params = load_params(root / "params.yaml")
     cfg, overrides, force = resolve_config(params, dataset, conf, form)
+    check(cfg, root)
     log.info("%s: overrides %s%s", dataset, overrides or "none", " (force)" if force else "")
     ctx: RunContext = {
         "dataset": dataset,

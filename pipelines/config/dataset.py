@@ -27,7 +27,12 @@ class DatasetConfig(StrictModel):
         description="columns of the main table whose groups the bias gates compare (share and target rate, "
         "synthetic vs train), e.g. [black]",
     )
-    seed: int = Field(ge=0, lt=2**32)
+    seed: int = Field(
+        ge=0,
+        lt=2**32,
+        description="seed of the split, the fit and every shard's sampling; a block without `seed` takes "
+        "`defaults.seed` (42 in the shipped params.yaml)",
+    )
     default: bool = True
     description: str = ""
     schedule: str | None = None

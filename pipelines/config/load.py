@@ -5,13 +5,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import ValidationError
 
-from pipelines.config.base import DATASET_REQUIRED, NAME_PATTERN, SECTIONS
+from pipelines.config.base import DATASET_REQUIRED, NAME_PATTERN, SECTIONS, StrictModel
 from pipelines.config.dataset import DatasetConfig, Params
+from pipelines.config.gates import GatesConfig
+from pipelines.config.sections import BlendConfig, FitConfig, GenerateConfig, IngestConfig
 from pipelines.errors import ConfigError
 
 
@@ -26,24 +29,101 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
-def _pydantic_problems(err: ValidationError, prefix: str) -> list[str]:
-    problems = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see params.yaml `defaults` for every knob)"
-        problems.append(f"{loc}: {msg}")
-    return problems
+def _description(model: Any, loc: tuple[Any, ...]) -> str | None:
+    """The description of the field at `loc` of a config model (None when it has none), through
+    optional fields and the items of lists and mappings."""
+    description = None
+    for part in loc:
+        args = [a for a in get_args(model) if a is not type(None)]
+        if get_origin(model) in (Union, UnionType) and len(args) == 1:
+            model = args[0]  # an optional field
+        if get_origin(model) in (dict, tuple, list):  # `part` is an item's key or index
+            model = get_args(model)[-1 if get_origin(model) is dict else 0]
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        description, model = fields[part].description, fields[part].annotation
+    return description
+
+
+def _problem(e: Mapping[str, Any], prefix: str, model: Any = None) -> str:
+    """One pydantic error as `key.path: message`; an unknown key and a missing one say what to do."""
+    loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling; see params.yaml `defaults` for every knob)"
+    elif e["type"] == "missing":
+        about = _description(model, e["loc"]) if model is not None else None
+        msg = f"missing: required ({about})" if about else "missing: required (see README, Configuration)"
+    return f"{loc}: {msg}"
+
+
+def _pydantic_problems(err: ValidationError, prefix: str, model: Any = None) -> list[str]:
+    return [_problem(e, prefix, model) for e in err.errors()]
 
 
 _DEFAULT_KEYS = {"seed", *SECTIONS}
+
+_SECTION_MODELS: dict[str, type[StrictModel]] = {
+    "ingest": IngestConfig,
+    "fit": FitConfig,
+    "generate": GenerateConfig,
+    "blend": BlendConfig,
+    "gates": GatesConfig,
+}
+
+_MISSING_HINTS = {
+    "source": "say where the real data is, e.g. `source: {path: sources/<name>.csv, format: csv}` "
+    "(csv | parquet | sql: README, Adding a dataset)",
+    "target": "name the column to predict (it enables the utility gates and a stratified split), "
+    "or write `target: null` for none",
+    **{s: f"add `{s}: {{}}` (`{{}}` inherits the defaults)" for s in SECTIONS},
+}
+"""What to write when a key every block needs is missing (DVC lists each as a stage param)."""
+
+
+def _unknown_default_keys(defaults: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Problems of `defaults` that are its own (a top-level key or a section key that does not
+    exist, a section that is not a mapping), each named once at `defaults.<key>`, and a copy of
+    `defaults` without them, so they are not reported again under every dataset."""
+    problems = [
+        f"defaults.{k}: unknown key (`defaults` holds `seed` and the sections {', '.join(SECTIONS)})"
+        for k in defaults
+        if k not in _DEFAULT_KEYS
+    ]
+    clean = {k: copy.deepcopy(v) for k, v in defaults.items() if k in _DEFAULT_KEYS}
+    for section, model in _SECTION_MODELS.items():
+        if section not in clean:
+            continue
+        if not isinstance(clean[section], Mapping):
+            problems.append(f"defaults.{section}: must be a mapping")
+            del clean[section]
+            continue
+        try:
+            model.model_validate(clean[section])
+        except ValidationError as err:
+            for e in err.errors():
+                if e["type"] == "extra_forbidden":
+                    problems.append(_problem(e, f"defaults.{section}"))
+                    _drop(clean[section], e["loc"])
+    return problems, clean
+
+
+def _drop(mapping: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    """Remove the key at `loc` from nested mappings (a no-op when it is not there)."""
+    *parents, last = loc
+    for part in parents:
+        mapping = mapping.get(part) if isinstance(mapping, dict) else None  # type: ignore[assignment]
+    if isinstance(mapping, dict):
+        mapping.pop(last, None)
 
 
 def build_dataset(
     name: str, block: Mapping[str, Any], defaults: Mapping[str, Any], where: str = "datasets"
 ) -> DatasetConfig:
-    """Validate one dataset block merged over defaults; raise ConfigError naming key paths."""
+    """Validate one dataset block merged over defaults; raise ConfigError naming key paths and
+    what to write for a missing one."""
     prefix = f"{where}.{name}"
     problems: list[str] = []
     if not NAME_PATTERN.match(name):
@@ -52,8 +132,7 @@ def build_dataset(
         raise ConfigError([f"{prefix}: must be a mapping, got {type(block).__name__}"])
     for key in DATASET_REQUIRED:
         if key not in block:
-            hint = "`{}` inherits the defaults" if key in SECTIONS else "null if none"
-            problems.append(f"{prefix}.{key}: missing (DVC tracks it as a stage param; {hint})")
+            problems.append(f"{prefix}.{key}: missing: {_MISSING_HINTS[key]} (DVC tracks it as a stage param)")
     for key in SECTIONS:
         if key in block and not isinstance(block[key], Mapping):
             problems.append(f"{prefix}.{key}: must be a mapping (use {{}} to inherit defaults)")
@@ -64,7 +143,7 @@ def build_dataset(
     try:
         return DatasetConfig.model_validate(merged)
     except ValidationError as err:
-        raise ConfigError(_pydantic_problems(err, prefix)) from None
+        raise ConfigError(_pydantic_problems(err, prefix, DatasetConfig)) from None
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
@@ -76,7 +155,8 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     if not isinstance(defaults, Mapping):
         problems.append("defaults: must be a mapping")
         defaults = {}
-    problems += [f"defaults.{k}: unknown key" for k in defaults if k not in _DEFAULT_KEYS]
+    default_problems, defaults = _unknown_default_keys(defaults)
+    problems += default_problems
     datasets_raw = raw.get("datasets")
     if not isinstance(datasets_raw, Mapping) or not datasets_raw:
         problems.append("datasets: must map at least one dataset name to its block")
@@ -156,7 +236,7 @@ def apply_overrides(params: Params, name: str, overrides: Mapping[str, Any] | No
     try:
         cfg = DatasetConfig.model_validate({**merged, "name": name})
     except ValidationError as err:
-        raise ConfigError([*bad, *_pydantic_problems(err, "")], "run overrides") from None
+        raise ConfigError([*bad, *_pydantic_problems(err, "", DatasetConfig)], "run overrides") from None
     if bad:  # every problem at once: the keys that cannot be overridden and those whose values are wrong
         raise ConfigError(bad, "run overrides")
     return cfg

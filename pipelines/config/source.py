@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pipelines.config.base import NAME_PATTERN, StrictModel
+from pipelines.config.base import TABLE_NAME_PATTERN, StrictModel
 from pipelines.errors import ConfigError
 
 
@@ -21,10 +21,10 @@ class TableSource(StrictModel):
 class Relationship(StrictModel):
     """A foreign key: `child.child_key` refers to `parent.parent_key` (the parent's primary key)."""
 
-    parent: str
-    child: str
-    parent_key: str
-    child_key: str
+    parent: str = Field(description="the table referred to (a name in `source.tables`)")
+    child: str = Field(description="the table holding the foreign key (a name in `source.tables`)")
+    parent_key: str = Field(description="the parent's primary key column")
+    child_key: str = Field(description="the child's column that holds the parent's key")
 
     @property
     def label(self) -> str:
@@ -50,6 +50,23 @@ class SequenceConfig(StrictModel):
         if twice:
             raise ValueError(f"columns {twice} are named twice (key, index and context_columns must differ)")
         return self
+
+
+def _table_name_problems(names: list[str]) -> list[str]:
+    """Table names must be usable as file names and keys as they are (`TABLE_NAME_PATTERN`), and
+    differ in more than case (their files would collide on a case-insensitive disk)."""
+    problems = [
+        f"table name {t!r}: use letters, digits, spaces, '-' and '_', starting and ending with a letter or digit "
+        "(at most 63 characters; a '.' would read as `table.column`); the file may have any name (`file:`)"
+        for t in names
+        if not TABLE_NAME_PATTERN.match(t)
+    ]
+    seen: dict[str, str] = {}
+    for t in names:
+        other = seen.setdefault(t.casefold(), t)
+        if other != t:
+            problems.append(f"table names {other!r} and {t!r} differ only in case: rename one (their files collide)")
+    return problems
 
 
 class SourceConfig(StrictModel):
@@ -94,9 +111,7 @@ class SourceConfig(StrictModel):
         problems = []
         if self.format == "sql":
             problems.append("relational datasets read csv or parquet files (format 'sql' is not supported)")
-        bad_names = [t for t in self.tables if not NAME_PATTERN.match(t)]
-        if bad_names:
-            problems.append(f"table names {bad_names} must be lowercase letters, digits and _")
+        problems += _table_name_problems(list(self.tables))
         if self.main_table not in self.tables:
             problems.append(f"main_table {self.main_table!r} must name one of the tables {sorted(self.tables)}")
         for rel in self.relationships:

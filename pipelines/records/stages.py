@@ -97,6 +97,12 @@ class FitRecord(StageRecord):
         description="synthesizer auto: every candidate's epochs, seconds and figures, the winner and why",
         exclude_if=lambda v: v is None,
     )
+    ids: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="single tables: the id columns generated unique, which generate renumbers per shard "
+        "(column -> the metadata's regex_format; None: whole numbers, or <dataset>_<n>) (pipelines/ids.py)",
+        exclude_if=lambda v: not v,
+    )
 
     def inputs(self, upstream: Mapping[str, StageRecord]) -> list[FileRef]:
         return [self.train.ref("train"), FileRef("metadata", self.metadata.path, self.metadata.sha256)]

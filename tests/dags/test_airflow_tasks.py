@@ -154,6 +154,18 @@ def test_unfixable_errors_fail_without_retry_others_retry():
         busy()
 
 
+def test_start_refuses_a_condition_the_source_never_has_before_opening_a_run(ws):
+    """The DAG's first task reads the source's named columns: nothing runs, no MLflow run opens."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    conf = {"generate": {"conditions": {"black": "maybe"}}, "blend": {"strategy": "rebalance", "shares": {"n": 0.5}}}
+    with pytest.raises(AirflowFailException) as err:
+        at.start("hdma", ws, conf, {}, "synth_hdma", "manual__1")
+    assert "generate.conditions.black: 'maybe' never occurs in" in str(err.value)
+    assert "blend.shares.n: class 'n' never occurs in column 'deny' (classes: ['no', 'yes'])" in str(err.value)
+    assert not (ws / "mlflow.db").exists() and not (ws / "runs").exists()
+
+
 def test_record_in_dvc_needs_a_dvc_project(tmp_path):
     with pytest.raises(InvalidInputError, match="not a DVC project"):
         at.record_in_dvc(tmp_path, "hdma")
