@@ -1,15 +1,18 @@
 """Differential privacy on hdma: TabularARGN releases at several epsilons, with every gate's figure.
 
-Usage: python benchmarks/dp.py [--epsilons 1 3 5] [--budget B] [--max-epochs N] [--workdir DIR]
+Usage: python benchmarks/dp.py [--epsilons 1 3 5] [--epochs N | --noise M [--max-epochs N]]
+                               [--batch-size B] [--budget B] [--workdir DIR] [--reuse-fit]
 (prints one Markdown table; docs/engines.md "Differential privacy" records the figures)
 
 One scratch workspace holds hdma as params.yaml configures it (split, metadata, contracts, gate
-thresholds, 2,000 synthetic rows) with `fit.synthesizer: tabular_argn` and `fit.privacy: {epsilon}`.
-For each epsilon, in order, the six stages run in-process: fit (DP-SGD until the epsilon is
-reached or early stopping), generate, blend, validate, release. The fits share the dataset's
-privacy ledger, so its total grows by each model's spent epsilon (sequential composition) and,
-with `--budget`, the privacy_budget gate blocks the release that would exceed it. A blocked
-release is reported with its failed gates, not raised.
+thresholds, 2,000 synthetic rows) with `fit.synthesizer: tabular_argn` and `fit.privacy: {epsilon,
+epochs}`. For each epsilon, in order, the six stages run in-process: fit (DP-SGD with the noise the
+adapter calibrates to spend the epsilon in `--epochs` epochs, or the fixed `--noise`, until the
+epsilon is reached or early stopping), generate, blend, validate, release. The fits share the
+dataset's privacy ledger, so its total grows by each model's spent epsilon (sequential
+composition) and, with `--budget`, the privacy_budget gate blocks the release that would exceed
+it. A blocked release is reported with its failed gates, not raised. The noise and batch columns
+are the fit record's `privacy.dp_sgd` (what the runner trained with).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -47,20 +49,6 @@ GATES = (
 )
 
 
-def noise_multiplier(epsilon: float, batch_size: int, epochs: int, train_rows: int) -> float:
-    """The DP-SGD noise that spends `epsilon` (less value protection's 10%) in `epochs` epochs, by
-    opacus' RDP accountant in the engine's environment (TabularARGN trains on 80% of the train split)."""
-    from pipelines.engines.argn import ENGINE, VALUE_PROTECTION_SHARE
-
-    code = (
-        "from opacus.accountants.utils import get_noise_multiplier as g; "
-        f"print(g(target_epsilon={epsilon * (1 - VALUE_PROTECTION_SHARE)}, target_delta=1e-5, "
-        f"sample_rate={batch_size / int(0.8 * train_rows)}, epochs={epochs}, accountant='rdp'))"
-    )
-    done = subprocess.run([str(ENGINE.env.ensure("tabular_argn")), "-W", "ignore", "-c", code], capture_output=True)
-    return round(float(done.stdout.decode().strip().splitlines()[-1]), 4)
-
-
 def workspace(root: Path, budget: float | None, params: dict[str, Any]) -> Path:
     """A scratch workspace with the repo's defaults, hdma's block, its contracts and metadata."""
     params_yaml = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -76,10 +64,10 @@ def workspace(root: Path, budget: float | None, params: dict[str, Any]) -> Path:
     return root
 
 
-def release(root: Path, epsilon: float, calibrate: tuple[int, int] | None = None, refit: bool = True) -> dict[str, Any]:
+def release(root: Path, epsilon: float, fit: dict[str, Any], refit: bool = True) -> dict[str, Any]:
     """Fit at `epsilon` and run generate..release; the figures of the fit and of every gate.
 
-    `calibrate` (batch size, epochs): DP-SGD noise set so that epsilon is spent in that many epochs."""
+    `fit`: the fit section's override besides the epsilon (`privacy.epochs`, `params`)."""
     from pipelines import STAGES
     from pipelines.cli import run_stage
     from pipelines.config import apply_overrides, load_params
@@ -91,12 +79,8 @@ def release(root: Path, epsilon: float, calibrate: tuple[int, int] | None = None
     started, seconds = time.perf_counter(), {}
     if not paths.record("ingest").is_file():
         run_stage("ingest", params.dataset("hdma"), root)
-    fit: dict[str, Any] = {"privacy": {"epsilon": epsilon}}
-    if calibrate:
-        batch, epochs = calibrate
-        sigma = noise_multiplier(epsilon, batch, epochs, read_json(paths.record("ingest"))["train"]["rows"])
-        fit["params"] = {"batch_size": batch, "differential_privacy": {"noise_multiplier": sigma}}
-    cfg = apply_overrides(params, "hdma", {"fit": fit})
+    override = {**fit, "privacy": {**fit.get("privacy", {}), "epsilon": epsilon}}
+    cfg = apply_overrides(params, "hdma", {"fit": override})
     verdict = "released"
     for stage in STAGES[1 if refit else 2 :]:
         t = time.perf_counter()
@@ -105,16 +89,16 @@ def release(root: Path, epsilon: float, calibrate: tuple[int, int] | None = None
         except GateFailed as err:
             verdict = "blocked: " + ", ".join(g["name"] for g in err.failed)
         seconds[stage] = time.perf_counter() - t
-    fit = read_json(paths.record("fit"))
+    record = read_json(paths.record("fit"))
     with tarfile.open(paths.model) as tar:  # the model manifest: the engine's last-epoch figures
         training = json.loads(tar.extractfile(MANIFEST).read())["training"]
     validation = read_json(paths.validation)
     return {
         "epsilon": epsilon,
-        "privacy": fit["privacy"],
-        "fit_seconds": fit["fit_seconds"],
+        "privacy": record["privacy"],
+        "fit_seconds": record["fit_seconds"],
         "epochs": training.get("epoch"),
-        "noise_multiplier": (cfg.fit.params.get("differential_privacy") or {}).get("noise_multiplier", 1.5),
+        "dp_sgd": record["privacy"].get("dp_sgd") or {},  # none in fit records from before calibration
         "seconds": time.perf_counter() - started,
         "stage_seconds": seconds,
         "gates": {g["name"]: g for g in validation["gates"]},
@@ -131,18 +115,39 @@ def _cell(gates: dict[str, Any], name: str) -> str:
     return f"{g['value']:.3f}" + ("" if g["passed"] else " FAIL")
 
 
+def _noise(sgd: dict[str, Any]) -> str:
+    if "noise_multiplier" not in sgd:
+        return "?"
+    return f"{sgd['noise_multiplier']:.4g}" + (f" ({sgd['epochs']} epochs)" if sgd.get("calibrated") else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 5.0])
     parser.add_argument("--budget", type=float, default=None, help="gates.privacy_budget_max (default: none)")
-    parser.add_argument("--max-epochs", type=int, default=None, help="TabularARGN max_epochs (default: the engine's)")
-    parser.add_argument(
-        "--calibrate",
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
+        "--epochs",
         type=int,
-        nargs=2,
-        metavar=("BATCH", "EPOCHS"),
-        help="batch size, and the epochs in which DP-SGD noise is calibrated to spend each epsilon "
-        "(default: the engine's batch size and noise multiplier 1.5)",
+        default=None,
+        help="fit.privacy.epochs: the adapter calibrates the DP-SGD noise to spend each epsilon in that many "
+        "epochs (default: fit.privacy's default)",
+    )
+    how.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="a fixed DP-SGD noise multiplier instead (fit.params.differential_privacy.noise_multiplier; the "
+        "engine's own default is 1.5): no calibration, training runs until the epsilon or early stopping",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="TabularARGN max_epochs with --noise (default: the engine's; a calibrated fit trains --epochs)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="TabularARGN batch_size (default: the engine's rule)"
     )
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temp folder, removed)")
     parser.add_argument(
@@ -156,17 +161,23 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     root = workspace(root, args.budget, {"max_epochs": args.max_epochs} if args.max_epochs else {})
     os.environ["SYNTHGATE_ROOT"] = str(root)
-    head = ["target ε", "noise", "spent ε (kept / last step)", "ledger ε", "epochs", "fit s", *GATES]
+    fit: dict[str, Any] = {"privacy": {"epochs": args.epochs} if args.epochs else {}, "params": {}}
+    if args.batch_size:
+        fit["params"]["batch_size"] = args.batch_size
+    if args.noise is not None:
+        fit["params"]["differential_privacy"] = {"noise_multiplier": args.noise}
+    head = ["target ε", "noise", "batch", "spent ε (kept / last step)", "ledger ε", "epochs", "fit s", *GATES]
     head += ["TSTR (TRTR)", "verdict"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head), flush=True)
     for epsilon in args.epsilons:  # a row as soon as its release is done: fits take minutes each
-        r = release(root, epsilon, tuple(args.calibrate) if args.calibrate else None, not args.reuse_fit)
-        spent, u = r["privacy"]["spent"], r["utility"]
+        r = release(root, epsilon, fit, not args.reuse_fit)
+        spent, u, sgd = r["privacy"]["spent"], r["utility"], r["dp_sgd"]
         tstr = f"{u.get('tstr', float('nan')):.3f} ({u.get('trtr', float('nan')):.3f})" if u else "–"
         cells = [
             f"{r['epsilon']:g}",
-            f"{r['noise_multiplier']:g}",
+            _noise(sgd),
+            f"{sgd.get('batch_size', '?')}",
             f"{spent['epsilon']:.3f} / {spent['epsilon_last_step']:.3f}",
             f"{r['privacy']['ledger']['totals']['epsilon']:.3f}",
             f"{r['epochs']:g}",

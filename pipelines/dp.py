@@ -1,11 +1,12 @@
 """Differential privacy: what a fit spent, and the per-dataset privacy ledger that adds it up.
 
-A fit with `fit.privacy` (or an engine's raw DP params) records the target and the epsilon the
-engine reports for the weights it kept (`Engine.privacy_spent`). Every model fitted on a
-dataset's data, with DP or without, is one entry of `logs/privacy/<ds>.json`, keyed by the
-model's sha256: a re-run that gives the same model bytes (same data, params and seed) adds
-nothing, because publishing the same model twice reveals nothing more. `release` adds the
-version to its model's entry.
+A fit with `fit.privacy` (or an engine's raw DP params) records the target, the epsilon the
+engine reports for the weights it kept (`Engine.privacy_spent`) and the settings it trained with
+(`Engine.privacy_settings`: DP-SGD's noise multiplier, batch size, calibration epochs). Every
+model fitted on a dataset's data, with DP or without, is one entry of `logs/privacy/<ds>.json`,
+keyed by the model's sha256: a re-run that gives the same model bytes (same data, params and
+seed) adds nothing, because publishing the same model twice reveals nothing more. `release` adds
+the version to its model's entry.
 
 Accounting (ACCOUNTING): basic sequential composition over every DP model on the ledger, whatever
 source snapshot it was fitted on: epsilon_total = sum of epsilon_i, delta_total = sum of delta_i.
@@ -46,7 +47,8 @@ def ledger_path(paths: DatasetPaths) -> Path:
 
 
 def fit_privacy(cfg: DatasetConfig, engine: Engine, model: Any) -> dict[str, Any]:
-    """The fit record's `privacy` section (without the ledger totals): target, spent, accounting.
+    """The fit record's `privacy` section (without the ledger totals): target, spent, the mechanism's
+    settings (`dp_sgd`: noise multiplier, batch size, calibration epochs), accounting.
 
     SynthgateError when DP was asked for and the engine reported no epsilon (the model would be
     recorded as private without evidence).
@@ -68,9 +70,24 @@ def fit_privacy(cfg: DatasetConfig, engine: Engine, model: Any) -> dict[str, Any
         "dp": spent is not None,
         "target": target,
         "spent": spent,
+        "dp_sgd": engine.privacy_settings(model) if spent is not None else None,
         "accounting": ACCOUNTING,
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def mlflow_params(privacy: dict[str, Any]) -> dict[str, Any]:
+    """The fit run's MLflow params of a `privacy` section: `privacy.dp`, `privacy.target.<key>` and
+    `privacy.dp_sgd.<key>` (`privacy.dp_sgd.<model>.<key>` for a table set's models)."""
+
+    def flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            out |= flat(f"{prefix}.{key}", value) if isinstance(value, dict) else {f"{prefix}.{key}": value}
+        return out
+
+    target, settings = privacy.get("target") or {}, privacy.get("dp_sgd") or {}
+    return {"privacy.dp": privacy["dp"], **flat("privacy.target", target), **flat("privacy.dp_sgd", settings)}
 
 
 def ledger_entry(
@@ -86,6 +103,7 @@ def ledger_entry(
         "epsilon_last_step": spent.get("epsilon_last_step"),
         "delta": spent.get("delta"),
         "target": privacy.get("target"),
+        "dp_sgd": privacy.get("dp_sgd"),
         "fitted_at": privacy.get("fitted_at"),
         "source_sha256": source_sha256,
         "snapshot_sha256": snapshot_sha256,

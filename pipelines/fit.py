@@ -88,9 +88,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             privacy, model_sha, engine.info.name, ingest.source["sha256"], ingest.snapshot.sha256, handle.run_id
         )
         privacy["ledger"] = {"path": paths.rel(dp.ledger_path(paths)), "totals": dp.record(paths, entry)}
-        mlflow.log_params(
-            {"privacy.dp": privacy["dp"], **{f"privacy.target.{k}": v for k, v in (privacy["target"] or {}).items()}}
-        )
+        mlflow.log_params(dp.mlflow_params(privacy))
         if privacy["spent"]:
             mlflow.log_metrics({f"privacy.{k}": v for k, v in privacy["spent"].items()})
         mlflow.log_metric("privacy.ledger.epsilon", privacy["ledger"]["totals"]["epsilon"])

@@ -1,6 +1,6 @@
 """Differential privacy: fit.privacy validation, the privacy ledger, the privacy_budget gate, the
-`privacy-ledger` command, the records it feeds (fit record, manifest, report), and (when the
-TabularARGN environment is built) one real DP fit on an hdma slice."""
+`privacy-ledger` command, the records it feeds (fit record, manifest, report, MLflow), and (when the
+TabularARGN environment is built) one real DP fit on an hdma slice with calibrated noise."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 from pipelines import dp, engines
 from pipelines.contracts import PROVENANCE
 from pipelines.engines.argn import ENGINE as ARGN
-from pipelines.engines.argn import dp_settings
+from pipelines.engines.argn import dp_epochs, dp_settings
 from pipelines.engines.base import EngineInfo
+from pipelines.engines.external import ExternalModel
 from pipelines.engines.sdv import SdvSingleTable
 from pipelines.errors import ConfigError, GateFailed, InvalidInputError
 from pipelines.gates import GateContext
@@ -47,7 +48,7 @@ def _argn(gates: dict | None = None, **fit):
         ),
         ({**ARGN_DP, "privacy": {"epsilon": 1, "delta": 1}}, r"fit\.privacy\.delta: Input should be less than 1"),
         ({**ARGN_DP, "privacy": {"epsilon": 1, "delta": 0}}, r"fit\.privacy\.delta: Input should be greater than 0"),
-        ({**ARGN_DP, "privacy": {"delta": 1e-5}}, r"fit\.privacy\.epsilon: Field required"),
+        ({**ARGN_DP, "privacy": {"delta": 1e-5}}, r"fit\.privacy\.epsilon: missing: required"),
         (
             {**ARGN_DP, "params": {"differential_privacy": {"max_epsilon": 5}}},
             r"fit\.params\.differential_privacy\.max_epsilon is 5 but privacy\.epsilon is 3",
@@ -63,6 +64,18 @@ def _argn(gates: dict | None = None, **fit):
         (
             {**ARGN_DP, "params": {"value_protection": False}},
             r"fit\.params\.value_protection: false with differential privacy: .* no DP guarantee",
+        ),
+        (
+            {**ARGN_DP, "privacy": {"epsilon": 3, "epochs": 0}},
+            r"fit\.privacy\.epochs: Input should be greater than or equal to 1",
+        ),
+        (
+            {**ARGN_DP, "privacy": {"epsilon": 3, "epochs": 2.5}},
+            r"fit\.privacy\.epochs: Input should be a valid integer",
+        ),
+        (
+            {**ARGN_DP, "privacy": {"epsilon": 3, "epochs": True}},
+            r"fit\.privacy\.epochs: Input should be a valid integer",
         ),
     ],
 )
@@ -81,11 +94,45 @@ def test_a_run_override_asking_for_dp_on_an_engine_without_it_names_the_dataset(
 def test_fit_privacy_maps_onto_the_engine_settings(make_workspace):
     ws = make_workspace(init=False, toy=_argn(params={"differential_privacy": {"noise_multiplier": 2.0}}))
     cfg = load(ws, "toy")
-    assert cfg.fit.privacy.delta == 1e-5  # the documented default
+    assert cfg.fit.privacy.delta == 1e-5 and cfg.fit.privacy.epochs == 10  # the documented defaults
     mapped = dp_settings(dict(cfg.fit.params), cfg.fit.privacy)
     assert mapped == {"max_epsilon": 3.0, "delta": 1e-5, "value_protection_epsilon": 0.3, "noise_multiplier": 2.0}
     assert dp_settings({"differential_privacy": {"max_epsilon": 2}}, None) == {"max_epsilon": 2}
     assert dp_settings({}, None) is None
+    # an explicit noise multiplier wins over fit.privacy.epochs: nothing is calibrated
+    assert dp_epochs(dict(cfg.fit.params), cfg.fit.privacy) is None
+    explicit = load(ws, "toy", {"fit": {"privacy": {"epsilon": 3, "epochs": 4}}})
+    assert dp_epochs(dict(explicit.fit.params), explicit.fit.privacy) is None
+    assert dp_epochs({}, explicit.fit.privacy) == 4
+    assert dp_epochs({"differential_privacy": {"max_grad_norm": 2.0}}, cfg.fit.privacy) == 10
+    assert dp_epochs({"differential_privacy": {"max_epsilon": 2}}, None) is None  # the raw block alone
+
+
+SGD = {"calibrated": True, "epochs": 4, "noise_multiplier": 0.91, "batch_size": 16, "sample_rate": 0.0104}
+
+
+def test_dp_sgd_settings_reach_the_ledger_entry_and_the_mlflow_params():
+    privacy = {"dp": True, "target": {"epsilon": 3.0, "delta": 1e-5}, "spent": None, "dp_sgd": SGD}
+    assert dp.ledger_entry(privacy, "a" * 64, "tabular_argn", "src", "s1", "run")["dp_sgd"] == SGD
+    assert dp.mlflow_params(privacy) == {
+        "privacy.dp": True,
+        "privacy.target.epsilon": 3.0,
+        "privacy.target.delta": 1e-5,
+        **{f"privacy.dp_sgd.{k}": v for k, v in SGD.items()},
+    }
+    sets = dp.mlflow_params({**privacy, "dp_sgd": {"parent": {"batch_size": 8}, "child": {"batch_size": 16}}})
+    assert sets["privacy.dp_sgd.parent.batch_size"] == 8 and sets["privacy.dp_sgd.child.batch_size"] == 16
+    assert dp.mlflow_params({"dp": False, "target": None, "spent": None}) == {"privacy.dp": False}
+
+
+def test_tabular_argn_reports_the_dp_sgd_settings_of_each_model(tmp_path):
+    def model(training):
+        return ExternalModel(tmp_path, {"params": {"differential_privacy": {"max_epsilon": 3}}, "training": training})
+
+    assert ARGN.privacy_settings(model({"epoch": 4.0, "dp_eps": 2.9, "dp_sgd": SGD})) == SGD
+    pair = {"parent": {"dp_eps": 1.0, "dp_sgd": SGD}, "child": {"dp_eps": 1.0, "dp_sgd": {**SGD, "batch_size": 8}}}
+    assert ARGN.privacy_settings(model({**pair, "dp_eps": 2.0})) == {"parent": SGD, "child": pair["child"]["dp_sgd"]}
+    assert ARGN.privacy_settings(model({"epoch": 4.0})) is None
 
 
 def _entry(sha: str, epsilon: float | None, snapshot: str = "s1") -> dict:
@@ -191,6 +238,9 @@ class _FakeDp(SdvSingleTable):
     def privacy_spent(self, model):
         return {"epsilon": self.epsilon, "epsilon_last_step": self.epsilon + 0.1, "delta": 1e-5}
 
+    def privacy_settings(self, model):
+        return SGD
+
 
 @pytest.fixture
 def fake_dp(monkeypatch):
@@ -213,6 +263,8 @@ def test_spent_epsilon_flows_to_the_records_the_manifest_and_the_ledger(make_wor
     assert fit["privacy"]["target"] == {"epsilon": 3.0, "delta": 1e-5}
     assert fit["privacy"]["spent"] == {"epsilon": 2.0, "epsilon_last_step": 2.1, "delta": 1e-5}
     assert fit["privacy"]["ledger"]["totals"]["epsilon"] == 2.0
+    assert fit["privacy"]["dp_sgd"] == SGD and manifest["privacy"]["dp_sgd"] == SGD
+    assert _fit_run_params(ws, fit)["privacy.dp_sgd.noise_multiplier"] == "0.91"
     gate = next(g for g in manifest["gates"] if g["name"] == "privacy_budget")
     assert gate["passed"] and gate["value"] == 2.0
     assert manifest["privacy"]["spent"]["epsilon"] == 2.0 and manifest["privacy"]["budget"] == 5.0
@@ -220,7 +272,7 @@ def test_spent_epsilon_flows_to_the_records_the_manifest_and_the_ledger(make_wor
     assert 'id="dp-model"' in p.release_report.read_text()
     ledger = dp.read_ledger(p)
     assert [e["releases"] for e in ledger["entries"]] == [[1]]
-    assert ledger["entries"][0]["model_sha256"] == fit["model"]["sha256"]
+    assert ledger["entries"][0]["model_sha256"] == fit["model"]["sha256"] and ledger["entries"][0]["dp_sgd"] == SGD
     # a second release from the same model (only generate changed): the ledger does not count it again
     run_stages(ws, "toy", ("generate", "blend", "validate", "release"), overrides={"generate": {"rows": 300}})
     ledger = dp.read_ledger(p)
@@ -231,6 +283,16 @@ def test_spent_epsilon_flows_to_the_records_the_manifest_and_the_ledger(make_wor
         run_stages(ws, "toy", ("fit", "generate", "blend", "validate", "release"), other)
     totals = dp.read_ledger(p)["totals"]
     assert totals == {**ledger["totals"], "models": 2, "dp_models": 2, "epsilon": 4.0, "delta": 2e-5}
+
+
+def _fit_run_params(ws, fit) -> dict:
+    """The MLflow params of the fit stage's run."""
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.tracking import use_store
+
+    use_store(ws)
+    return MlflowClient().get_run(fit["mlflow"]["run_id"]).data.params
 
 
 TINY = {"max_epochs": 1, "model": "MOSTLY_AI/Small", "batch_size": 64}
@@ -246,7 +308,9 @@ needs_env = pytest.mark.skipif(
 def test_a_dp_fit_of_tabular_argn_records_the_epsilon_the_engine_reports(make_workspace, tmp_path):
     src = tmp_path / "hdma600.csv"
     src.write_text("\n".join(HDMA.read_text().splitlines()[:601]) + "\n")
-    ws = make_workspace(toy=small_block(src, "deny", fit={**ARGN_DP, "params": TINY}, generate={"rows": 300}))
+    # one calibration epoch (max_epochs 5 is lowered to it): the noise spends the target in that epoch
+    fit_ = {**ARGN_DP, "privacy": {"epsilon": 3, "epochs": 1}, "params": {**TINY, "max_epochs": 5}}
+    ws = make_workspace(toy=small_block(src, "deny", fit=fit_, generate={"rows": 300}))
     with clean_env():
         run_stages(ws, "toy", ("ingest", "fit", "generate"))
     p = paths_for("toy", ws)
@@ -257,9 +321,21 @@ def test_a_dp_fit_of_tabular_argn_records_the_epsilon_the_engine_reports(make_wo
         "delta": 1e-5,
         "value_protection_epsilon": 0.3,
     }
+    assert model.manifest["params"]["max_epochs"] == 1
     spent, training = fit["privacy"]["spent"], model.manifest["training"]
     assert spent["epsilon"] == training["dp_eps_checkpoint"] and spent["epsilon_last_step"] == training["dp_eps"]
-    assert 0.3 < spent["epsilon"] <= 3.0 and spent["delta"] == 1e-5
+    assert training["epoch"] == 1.0 and spent["delta"] == 1e-5
+    assert 0.95 * 3.0 <= spent["epsilon"] <= 3.0  # the target, not what the default noise happens to spend
+    sgd = fit["privacy"]["dp_sgd"]
+    assert sgd == training["dp_sgd"] and sgd["calibrated"] and sgd["epochs"] == 1
+    assert sgd["batch_size"] == 64 and sgd["training_rows"] == 384  # 80% of the 480 train rows
+    assert sgd["steps_per_epoch"] == 6 and sgd["sample_rate"] == 1 / 6 and 0 < sgd["noise_multiplier"] < 1.5
+    assert sgd["value_protection_epsilon"] == pytest.approx(0.3)
+    entry = dp.read_ledger(p)["entries"][0]
+    assert entry["dp_sgd"] == sgd and entry["epsilon"] == spent["epsilon"]
+    params = _fit_run_params(ws, fit)
+    assert params["privacy.dp_sgd.epochs"] == "1" and params["privacy.dp_sgd.batch_size"] == "64"
+    assert float(params["privacy.dp_sgd.noise_multiplier"]) == pytest.approx(sgd["noise_multiplier"])
     assert dp.read_ledger(p)["totals"]["epsilon"] == spent["epsilon"]
     # DP value protection leaves rare categories; `rare_category_replacement_method: sample` must reach the
     # engine as its enum, or `_RARE_` is released in place of real values

@@ -3,6 +3,9 @@ environment is built: `make setup-engines`, which `make test` runs) fit and samp
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 from pipelines import engines
 from pipelines.engines import SampleRequest
 from pipelines.engines.argn import ENGINE
+from pipelines.engines.argn_runner import default_batch_size, schedule
 from pipelines.engines.envs import EngineEnv, pip_check_problems
 from pipelines.engines.external import ExternalEngine, ExternalModel, restore_dtypes
 from pipelines.errors import ConfigError, EngineError, IntegrityError
@@ -104,6 +108,73 @@ def test_restore_dtypes_gives_the_train_columns_back():
     assert list(out.columns) == ["a", "b", "c"]
     assert out.dtypes.astype(str).tolist() == ["int64", "object", "float64"]
     assert out["b"].tolist() == ["x", None]
+
+
+def test_the_runner_reproduces_the_engines_batch_size_and_dp_schedule():
+    # hdma: 1,905 train rows, the engine trains on 1,524: batches of 16, 95 steps an epoch (measured)
+    assert default_batch_size(1524) == 16 and schedule(1524, 16) == (16, 1 / 96, 95)
+    # batch 64: 23 steps an epoch (138 steps in 6 epochs, measured); opacus samples 1 / 24 (24 batches)
+    assert schedule(1524, 64) == (64, 1 / 24, 23)
+    assert [default_batch_size(n) for n in (5, 63, 64, 127, 128, 300_000)] == [5, 8, 8, 8, 8, 1024]
+    assert schedule(100, 64, 4) == (64, 1 / 2, 1)  # accumulation clamped to rows // batch
+    assert schedule(10, 64) == (10, 1.0, 1) and schedule(1000, 8, 4) == (32, 1 / 32, 31)
+
+
+_CALIBRATE = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import argn_runner
+from mostlyai.engine.domain import DifferentialPrivacyConfig
+from opacus.accountants import RDPAccountant
+
+out = []
+for case in json.loads(sys.argv[3]):
+    ws = Path(sys.argv[2]) / str(len(out))
+    (ws / "ModelStore" / "tgt-stats").mkdir(parents=True)
+    stats = {"no_of_training_records": case["rows"], "value_protection_epsilon_spent": 0.1 * case["epsilon"]}
+    (ws / "ModelStore" / "tgt-stats" / "stats.json").write_text(json.dumps(stats))
+    dp = DifferentialPrivacyConfig(max_epsilon=case["epsilon"], delta=1e-5, **case["raw"])
+    args = dict(case["args"])
+    dp, settings = argn_runner._dp_sgd(ws, dp, args, case["epochs"])
+    accountant = RDPAccountant()  # the engine's: PrivacyEngine(accountant="rdp")
+    steps = (case["epochs"] or 10) * settings["steps_per_epoch"]
+    accountant.history = [(dp.noise_multiplier, settings["sample_rate"], steps)]
+    out.append({"settings": settings, "args": args, "spent": accountant.get_epsilon(delta=1e-5)})
+try:
+    argn_runner.noise_multiplier(0.05, 1e-5, 0.01, 1000)
+except ValueError as err:
+    out.append(str(err))
+print(json.dumps(out))
+"""
+
+
+@needs_env
+def test_calibrated_noise_spends_the_epsilon_in_the_epochs_by_the_engines_accountant(tmp_path):
+    """The runner's calibration in the engine's environment: the noise multiplier for (epsilon less value
+    protection, epochs, the engine's batch size and sample rate) spends within 5% of epsilon by opacus' RDP
+    accountant over exactly those epochs of the engine's steps."""
+    cases = [
+        {"epsilon": 3.0, "epochs": 10, "rows": 1524, "args": {}, "raw": {}},  # hdma, the defaults
+        {"epsilon": 1.0, "epochs": 5, "rows": 1524, "args": {"batch_size": 64}, "raw": {}},
+        {"epsilon": 8.0, "epochs": 1, "rows": 384, "args": {}, "raw": {}},
+        {"epsilon": 3.0, "epochs": None, "rows": 1524, "args": {}, "raw": {"noise_multiplier": 1.5}},  # explicit
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    cmd = [str(ENGINE.env.python), "-s", "-c", _CALIBRATE, str(ENGINE.runner.parent), str(tmp_path), json.dumps(cases)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    *results, too_low = json.loads(done.stdout.strip().splitlines()[-1])
+    for case, got in zip(cases[:3], results[:3], strict=True):
+        sgd, training = got["settings"], case["epsilon"] * 0.9  # value protection spent 10%
+        assert 0.95 * training <= got["spent"] <= training, (case, got)
+        assert sgd["calibrated"] and sgd["epochs"] == case["epochs"] and got["args"]["batch_size"] == sgd["batch_size"]
+        assert sgd["value_protection_epsilon"] == pytest.approx(0.1 * case["epsilon"])
+    assert [r["settings"]["batch_size"] for r in results] == [16, 64, 8, 16]
+    explicit = results[3]["settings"]
+    assert not explicit["calibrated"] and explicit["epochs"] is None and explicit["noise_multiplier"] == 1.5
+    assert "fit.privacy: no DP-SGD noise spends only epsilon 0.05" in too_low
+    assert "certifies no less than 0.103 at delta 1e-05" in too_low and "raise fit.privacy.epsilon" in too_low
 
 
 class _Fake(ExternalEngine):
@@ -199,3 +270,8 @@ def test_differential_privacy_reports_the_epsilon_reached(make_workspace, hdma_s
     model = ENGINE.load(p.model, read_json(p.record("fit"))["model"]["sha256"], "model")
     training = model.manifest["training"]
     assert 0 < training["dp_eps"] <= 5.0 and training["dp_delta"] == 1e-5
+    # the raw block alone calibrates nothing: the engine's default noise, the explicit batch size, recorded
+    sgd = training["dp_sgd"]
+    assert not sgd["calibrated"] and sgd["epochs"] is None and sgd["noise_multiplier"] == 1.5
+    assert sgd["batch_size"] == 64 and sgd["training_rows"] == 384 and sgd["steps_per_epoch"] == 6
+    assert read_json(p.record("fit"))["privacy"]["dp_sgd"] == sgd

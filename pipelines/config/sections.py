@@ -84,7 +84,8 @@ class PiiConfig(StrictModel):
 
 
 class PrivacyConfig(StrictModel):
-    """Differential privacy of the fit: the (epsilon, delta) the engine must train within."""
+    """Differential privacy of the fit: the (epsilon, delta) the engine must train within, and the
+    epochs a DP-SGD engine spends them in."""
 
     epsilon: float = Field(
         gt=0,
@@ -96,6 +97,15 @@ class PrivacyConfig(StrictModel):
         gt=0,
         lt=1,
         description="the delta of the guarantee (probability it fails); keep it well below 1 / rows",
+    )
+    epochs: int = Field(
+        default=10,
+        ge=1,
+        description="DP-SGD engines (tabular_argn): the epochs in which training spends epsilon (less the value "
+        "protection share): the noise multiplier is calibrated to it from the rows and batch size at fit time, "
+        "and max_epochs becomes it; ignored when fit.params.differential_privacy.noise_multiplier is set. "
+        "10: about where TabularARGN stops by itself without DP (epoch 11 on hdma); more epochs need more noise "
+        "per step, fewer leave the model undertrained (docs/engines.md 'Differential privacy')",
     )
 
 
@@ -125,8 +135,8 @@ class FitConfig(StrictModel):
     )
     privacy: PrivacyConfig | None = Field(
         default=None,
-        description="differential privacy {epsilon, delta} for engines that support it (`synthgate engines`: dp); "
-        "null: no DP guarantee (docs/engines.md 'Differential privacy')",
+        description="differential privacy {epsilon, delta, epochs} for engines that support it (`synthgate "
+        "engines`: dp); null: no DP guarantee (docs/engines.md 'Differential privacy')",
     )
     candidates: tuple[str, ...] | None = Field(
         default=None,

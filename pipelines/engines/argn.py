@@ -5,7 +5,9 @@ It trains from scratch on CPU (no model download). Training is reproducible with
 an epoch limit (`max_epochs`); a time cap (`max_training_time`) is not, so none is set by default.
 It keeps 20% of the rows it is given for early stopping. Conditions become seed data: every row
 generated has the conditioned values. `fit.privacy` (or the raw `differential_privacy` param)
-trains with DP-SGD (opacus); the epsilon reached is in the model's manifest.
+trains with DP-SGD (opacus); with `fit.privacy` and no explicit `noise_multiplier`, the runner
+calibrates the noise so that epsilon is spent in `fit.privacy.epochs` epochs (`dp_epochs`), and
+`max_epochs` becomes that. The epsilon reached and the DP-SGD settings are in the model's manifest.
 """
 
 from __future__ import annotations
@@ -116,6 +118,15 @@ def dp_settings(params: dict[str, Any], privacy: PrivacyConfig | None) -> dict[s
     return dp
 
 
+def dp_epochs(params: dict[str, Any], privacy: PrivacyConfig | None) -> int | None:
+    """The epochs the DP-SGD noise is calibrated to spend fit.privacy's epsilon in: `privacy.epochs`,
+    unless the raw block sets `noise_multiplier` (then it wins and nothing is calibrated); None
+    without fit.privacy."""
+    if privacy is None or (params.get("differential_privacy") or {}).get("noise_multiplier") is not None:
+        return None
+    return privacy.epochs
+
+
 def privacy_problems(params: dict[str, Any], privacy: PrivacyConfig | None) -> list[str]:
     """fit.params that contradict fit.privacy, or that would void the DP guarantee."""
     raw = params.get("differential_privacy")
@@ -164,6 +175,15 @@ class TabularArgn(ExternalEngine):
             "delta": training["dp_delta"],
         }
 
+    def privacy_settings(self, model: ExternalModel) -> dict[str, Any] | None:
+        """The DP-SGD settings the runner trained with (`dp_sgd`: noise multiplier, calibrated or not,
+        epochs, batch size, sample rate, ...); for a parent and a child model, one block per model."""
+        training = model.manifest.get("training") or {}
+        if "dp_sgd" in training:
+            return training["dp_sgd"]
+        parts = {k: v["dp_sgd"] for k, v in training.items() if isinstance(v, dict) and "dp_sgd" in v}
+        return parts or None
+
     def relational_problems(self, cfg: DatasetConfig) -> list[str]:
         return argn_sets.shape_problems(cfg)
 
@@ -173,6 +193,9 @@ class TabularArgn(ExternalEngine):
         dp = dp_settings(params, cfg.fit.privacy)
         if dp is not None:
             params["differential_privacy"] = dp
+        epochs = dp_epochs(params, cfg.fit.privacy)
+        if epochs is not None:  # the calibrated noise spends epsilon by then: a later epoch would be discarded
+            params["max_epochs"] = epochs
         if lay.relational:
             parts = argn_sets.fit_parts(train, md, cfg)
         elif cfg.source.sequence:
@@ -185,9 +208,8 @@ class TabularArgn(ExternalEngine):
         with tempfile.TemporaryDirectory(prefix=f"{self.info.name}-fit-") as tmp:
             work = Path(tmp)
             request = [part.request(work) for part in parts]
-            response = self.call(
-                "fit", {"model_dir": model_tmp.name, "seed": cfg.seed, "params": params, "parts": request}, work
-            )
+            fit = {"model_dir": model_tmp.name, "seed": cfg.seed, "params": params, "dp_epochs": epochs}
+            response = self.call("fit", {**fit, "parts": request}, work)
         env = self.env.describe()
         manifest = {
             "engine": self.info.name,

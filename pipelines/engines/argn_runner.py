@@ -4,21 +4,29 @@
 JSON the request names. It imports nothing from `pipelines` (that is the platform's environment);
 pipelines/engines/argn.py builds the requests. Errors go to stderr with a non-zero exit code.
 
-fit:    {action, model_dir, seed, params, parts, response}; each part (one model, in `model_dir/<dir>`):
-        {dir, train (parquet), encoding_types, primary_key, and for a child table fitted with its
-        parent as context: context_key, context: {train, encoding_types, primary_key}}
+fit:    {action, model_dir, seed, params, dp_epochs, parts, response}; each part (one model, in
+        `model_dir/<dir>`): {dir, train (parquet), encoding_types, primary_key, and for a child table
+        fitted with its parent as context: context_key, context: {train, encoding_types, primary_key}}
 sample: {action, model_dir, seed, params, parts, response}; each part: {dir, out (parquet), rows,
         conditions} or, for a child, {dir, out, context (the parquet of the sampled parents)}
 
 A table set of a parent and one child is two parts: the parent fitted as a flat table, the child
 as sequences of rows per parent row (mostlyai-engine's context); at sampling, the parents are
 generated first and the children for every sampled parent.
+
+DP-SGD (`params.differential_privacy`): each part trains with an explicit batch size (`batch_size`,
+else the engine's own rule on the rows it trains on, `default_batch_size`), so the sample rate is
+known before training; with `dp_epochs` (the adapter sends it when no `noise_multiplier` is given),
+the noise multiplier is the one opacus' RDP accountant says spends `max_epsilon`, less the value
+protection `analyze` spent, in exactly `dp_epochs` epochs of the engine's schedule (`schedule`,
+`noise_multiplier`). The settings come back in the part's training summary (`dp_sgd`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -45,6 +53,11 @@ CONTEXT_FILES = (
 
 TRAIN_KEYS = ("model", "max_epochs", "max_training_time", "batch_size", "gradient_accumulation_steps")
 SAMPLE_KEYS = ("sampling_temperature", "sampling_top_p", "rare_category_replacement_method")
+BATCH_MAX = 1024
+"""The largest batch `default_batch_size` gives. mostlyai-engine caps its own choice by the machine's
+memory and the model's size and width (1,024 to 4,096 for a Small or Medium model of a table like
+hdma, less for wider tables); a fixed cap gives the same batch, so the same DP noise and the same
+model, on any machine. It lowers the rule's batch only from 131,072 training rows on."""
 
 
 def _dp(params: dict[str, Any]) -> Any:
@@ -54,6 +67,71 @@ def _dp(params: dict[str, Any]) -> Any:
     from mostlyai.engine.domain import DifferentialPrivacyConfig
 
     return DifferentialPrivacyConfig(**params["differential_privacy"])
+
+
+def default_batch_size(rows: int) -> int:
+    """mostlyai-engine 2.7.3's batch size for `rows` training rows when none is given (at least 64
+    batches: 2^floor(log2(rows / 64)), 8 to BATCH_MAX, never more than the rows)."""
+    batch = 2 ** math.floor(math.log2(rows / 64)) if rows >= 64 else 8
+    return max(1, min(max(batch, 8), BATCH_MAX, rows))
+
+
+def schedule(rows: int, batch_size: int, accumulation: int = 1) -> tuple[int, float, int]:
+    """(logical batch, sample rate, steps per epoch) of the engine's DP-SGD on `rows` training rows:
+    its clamping of batch size and accumulation steps, opacus' Poisson sample rate (1 / the batches of
+    its data loader) and the engine's epoch (rows // logical batch steps)."""
+    batch = max(1, min(batch_size, rows))
+    accumulation = max(1, min(accumulation, rows // batch))
+    logical = batch * accumulation
+    return logical, 1 / math.ceil(rows / logical), max(1, rows // logical)
+
+
+def noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
+    """The noise multiplier whose `steps` steps at `sample_rate` spend `epsilon` by opacus' RDP
+    accountant (the engine's own): at most `epsilon`, and less by at most min(0.01, 1% of it)."""
+    from opacus.accountants import RDPAccountant
+    from opacus.accountants.utils import MAX_SIGMA, get_noise_multiplier
+
+    try:
+        return get_noise_multiplier(
+            target_epsilon=epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant="rdp",
+            epsilon_tolerance=min(0.01, 0.01 * epsilon),
+        )
+    except ValueError:  # "The privacy budget is too low."
+        floor = RDPAccountant()
+        floor.history = [(MAX_SIGMA, sample_rate, steps)]
+        raise ValueError(
+            f"fit.privacy: no DP-SGD noise spends only epsilon {epsilon:g} (what is left after value protection): "
+            f"the RDP accountant certifies no less than {floor.get_epsilon(delta):.3f} at delta {delta:g}, with "
+            "any noise and epochs; raise fit.privacy.epsilon (or delta)"
+        ) from None
+
+
+def _dp_sgd(ws: Path, dp: Any, train_args: dict[str, Any], epochs: int | None) -> tuple[Any, dict[str, Any]]:
+    """The part's DP config, with the calibrated noise multiplier when `epochs` is given, and its DP-SGD
+    settings; sets the explicit batch size in `train_args` (read after `analyze`: the rows it trains on
+    and the value protection it spent are in the stats)."""
+    stats = json.loads((ws / "ModelStore" / "tgt-stats" / "stats.json").read_text())
+    ctx_path = ws / "ModelStore" / "ctx-stats" / "stats.json"
+    ctx = json.loads(ctx_path.read_text()) if ctx_path.is_file() else {}
+    rows = int(stats["no_of_training_records"])
+    spent = sum(s.get("value_protection_epsilon_spent") or 0.0 for s in (stats, ctx))
+    settings: dict[str, Any] = {"calibrated": False, "epochs": None, "training_rows": rows}
+    if rows > 0:  # no rows: the engine skips training
+        train_args["batch_size"] = train_args.get("batch_size") or default_batch_size(rows)
+        accumulation = train_args.get("gradient_accumulation_steps") or 1
+        batch, rate, steps = schedule(rows, train_args["batch_size"], accumulation)
+        settings |= {"batch_size": batch, "sample_rate": rate, "steps_per_epoch": steps}
+        if epochs is not None:
+            sigma = noise_multiplier(dp.max_epsilon - spent, dp.delta, rate, epochs * steps)
+            dp = dp.model_copy(update={"noise_multiplier": sigma})
+            settings |= {"calibrated": True, "epochs": epochs}
+    settings |= {"noise_multiplier": dp.noise_multiplier, "max_grad_norm": dp.max_grad_norm}
+    return dp, settings | {"value_protection_epsilon": spent}
 
 
 def _training_summary(progress: Path) -> dict[str, Any]:
@@ -80,8 +158,11 @@ def _files(part: dict[str, Any]) -> tuple[str, ...]:
     return MODEL_FILES + (CONTEXT_FILES if part.get("context") or part.get("context_key") else ())
 
 
-def _fit_part(part: dict[str, Any], params: dict[str, Any], seed: int, model_dir: Path) -> dict[str, Any]:
-    """split, analyze, encode, train one model on a scratch workspace; copy its files to `model_dir`."""
+def _fit_part(
+    part: dict[str, Any], params: dict[str, Any], seed: int, model_dir: Path, dp_epochs: int | None = None
+) -> dict[str, Any]:
+    """split, analyze, encode, train one model on a scratch workspace (with DP: calibrated, `_dp_sgd`);
+    copy its files to `model_dir`."""
     import pandas as pd
     from mostlyai.engine import analyze, encode, set_random_state, split, train
     from mostlyai.engine.domain import ModelType
@@ -104,8 +185,12 @@ def _fit_part(part: dict[str, Any], params: dict[str, Any], seed: int, model_dir
         )
         analyze(value_protection=params.get("value_protection", True), differential_privacy=dp, workspace_dir=ws)
         encode(workspace_dir=ws)
+        train_args = {k: params[k] for k in TRAIN_KEYS if k in params}
+        dp_sgd = None
+        if dp is not None:
+            dp, dp_sgd = _dp_sgd(ws, dp, train_args, dp_epochs)
         train(
-            **{k: params[k] for k in TRAIN_KEYS if k in params},
+            **train_args,
             enable_flexible_generation=params.get("enable_flexible_generation", True),
             differential_privacy=dp,
             device="cpu",
@@ -114,14 +199,15 @@ def _fit_part(part: dict[str, Any], params: dict[str, Any], seed: int, model_dir
         for rel in _files(part):
             (model_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ws / rel, model_dir / rel)
-        return _training_summary(ws / "ModelStore" / "model-data" / "progress-messages.csv")
+        summary = _training_summary(ws / "ModelStore" / "model-data" / "progress-messages.csv")
+        return summary | ({"dp_sgd": dp_sgd} if dp_sgd else {})
 
 
 def fit(request: dict[str, Any]) -> dict[str, Any]:
     """Fit every part in turn, each seeded with the request's seed plus its position."""
-    out = Path(request["model_dir"])
+    out, params, epochs = Path(request["model_dir"]), request["params"], request.get("dp_epochs")
     training = {
-        part["dir"]: _fit_part(part, request["params"], (request["seed"] + i) % 2**32, out / part["dir"])
+        part["dir"]: _fit_part(part, params, (request["seed"] + i) % 2**32, out / part["dir"], epochs)
         for i, part in enumerate(request["parts"])
     }
     return {"training": training, "library": {p: version(p) for p in ("mostlyai-engine", "torch", "pandas")}}

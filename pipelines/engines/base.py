@@ -96,6 +96,11 @@ class Engine:
         """The epsilon and delta the fitted model reached, as the engine reports them; None: no DP."""
         return None
 
+    def privacy_settings(self, model: Any) -> dict[str, Any] | None:
+        """The DP mechanism's settings the model was trained with (e.g. DP-SGD's noise multiplier,
+        batch size, epochs); None: no DP, or none recorded."""
+        return None
+
     def relational_problems(self, cfg: DatasetConfig) -> list[str]:
         """Why a multi-table engine cannot fit this relational dataset's shape (config validation)."""
         return []

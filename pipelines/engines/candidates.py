@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipelines.engines.argn_runner import default_batch_size
 from pipelines.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -55,12 +56,11 @@ class CostModel:
 
 def argn_steps(rows: int) -> int:
     """TabularARGN's training steps per epoch for `rows` rows (mostlyai-engine 2.7.3's heuristic:
-    it trains on 80%, in batches of 2^floor(log2(n / 64)) rows, 8 to 1,024), so 64-128 steps
-    for any table of 640 to 130k rows: its epochs cost about the same whatever the table's size."""
+    it trains on 80%, in batches of 2^floor(log2(n / 64)) rows, 8 to 1,024: the runner's
+    `default_batch_size`), so 64-128 steps for any table of 640 to 130k rows: its epochs cost
+    about the same whatever the table's size."""
     train = max(1, round(rows * 0.8))
-    batch = 2 ** int(math.log2(train / 64)) if train >= 128 else 8
-    batch = min(max(batch, 8), 1024, train)
-    return max(1, train // batch)
+    return max(1, train // default_batch_size(train))
 
 
 COSTS: dict[str, CostModel] = {

@@ -93,8 +93,9 @@ class Manifest(Model):
     records: dict[str, str] = Field(description="sha256 of each upstream run record")
     privacy: dict[str, Any] | None = Field(
         default=None,
-        description="differential privacy of the model: dp, target and spent epsilon/delta, the dataset's ledger "
-        "totals and budget (pipelines/dp.py); None in manifests written before DP was recorded",
+        description="differential privacy of the model: dp, target and spent epsilon/delta, the DP-SGD settings "
+        "(dp_sgd), the dataset's ledger totals and budget (pipelines/dp.py); None in manifests written before DP "
+        "was recorded",
     )
     runner: dict[str, str] = Field(
         description="dvc | airflow | cli, with Airflow's dag_id/run_id and the DVC experiment's name"

@@ -89,8 +89,9 @@ class FitRecord(StageRecord):
     domain: dict[str, Any] = Field(description="value domain of the learned columns (conditions are checked on it)")
     privacy: dict[str, Any] | None = Field(
         default=None,
-        description="differential privacy: dp, target and spent epsilon/delta, the dataset's ledger totals after "
-        "this model (pipelines/dp.py); None in records written before DP was recorded",
+        description="differential privacy: dp, target and spent epsilon/delta, the DP-SGD settings (dp_sgd: noise "
+        "multiplier, batch size, calibration epochs), the dataset's ledger totals after this model (pipelines/dp.py); "
+        "None in records written before DP was recorded",
     )
     selection: dict[str, Any] | None = Field(
         default=None,
