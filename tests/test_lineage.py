@@ -318,6 +318,21 @@ def test_summary_checks_the_release_before_listing_verdicts(ws, monkeypatch, cap
     assert "holds hdma v1, not its current release" in capsys.readouterr().err
 
 
+def test_summary_after_a_blocked_run_checks_the_replaced_records_in_mlflow(ws_copy, monkeypatch, capsys):
+    """A blocked run rewrites runs/<ds>/{generate,blend,validate}.json: the release is still verified,
+    by the copies of its records in MLflow; with those gone too, it is reported as unverifiable."""
+    with clean_env(), pytest.raises(GateFailed):
+        run_stages(ws_copy, "hdma", stages=("generate", "blend", "validate", "release"), overrides=BLOCKING)
+    monkeypatch.setenv("SYNTHGATE_ROOT", str(ws_copy))
+    assert main(["summary", "hdma"]) == 0
+    out = capsys.readouterr().out
+    assert "release v2" in out and "checked against their MLflow copies" in out and "[PASS] quality" in out
+    shutil.rmtree(ws_copy / "mlartifacts")
+    assert main(["summary", "hdma"]) == 2
+    err = capsys.readouterr().err
+    assert "NOT VERIFIED" in err and "runs/hdma/validate.json belongs to a later run" in err
+
+
 def test_summary_of_a_tampered_release_lists_no_verdicts(ws_copy, monkeypatch, capsys):
     p = paths_for("hdma", ws_copy)
     with open(p.release_file, "ab") as f:

@@ -126,9 +126,10 @@ def _check_release(ws) -> dict:
     gates = {g["name"]: g for g in validation["gates"]}
     assert {"sequence_length", "sequence_order", "quality", "gx_release", "types"} <= set(gates)
     assert gates["gx_release"]["passed"] and gates["types"]["passed"], validation["gates"]
-    shards = [pd.read_parquet(p.shard(i)) for i in range(3)]
+    shards = [pd.read_parquet(p.shard(i)) for i in range(len(read_json(p.record("generate"))["shards"]))]
+    assert len(shards) >= 2
     keys = [set(s["tailnum"]) for s in shards]
-    assert not (keys[0] & keys[1]) and not (keys[1] & keys[2]) and not (keys[0] & keys[2])  # keys never repeat
+    assert sum(map(len, keys)) == len(set().union(*keys))  # keys never repeat across shards
     for shard in shards:
         assert (shard.groupby("tailnum")["carrier"].nunique() == 1).all()  # the context is the entity's
         assert shard["tailnum"].str.fullmatch(r"[A-Z0-9]{5,6}").all()  # shaped like real tail numbers
@@ -170,8 +171,8 @@ def test_tabular_argn_generates_sequences_in_order(make_workspace):
     # value_protection off: on 181 planes it masks 5 rare carriers as `_RARE_`, and mostlyai-engine 2.7.3
     # releases that token whatever rare_category_replacement_method says (26 of 300 rows, measured)
     tiny = {"max_epochs": 1, "model": "MOSTLY_AI/Small", "batch_size": 32, "value_protection": False}
-    # one shard: each sampling call starts the engine's environment (~15-25 s of imports)
-    generate = {"rows": 250, "shard_rows": 250}
+    # two shards, not three: each sampling call starts the engine's environment (~15-25 s of imports)
+    generate = {"rows": 250, "shard_rows": 125}
     ws = make_workspace(seq=_block(fit={"synthesizer": "tabular_argn", "params": tiny}, generate=generate))
     with clean_env():
         run_stages(ws, "seq", ("ingest", "fit", "generate", "blend", "validate"))
