@@ -97,6 +97,10 @@ def test_fit_privacy_maps_onto_the_engine_settings(make_workspace):
     assert cfg.fit.privacy.delta == 1e-5 and cfg.fit.privacy.epochs == 10  # the documented defaults
     mapped = dp_settings(dict(cfg.fit.params), cfg.fit.privacy)
     assert mapped == {"max_epsilon": 3.0, "delta": 1e-5, "value_protection_epsilon": 0.3, "noise_multiplier": 2.0}
+    # two models (a parent and a child table, or entities and their sequences): half of each, so the
+    # epsilons and deltas the pair spends add up to the target (basic composition)
+    halves = dp_settings(dict(cfg.fit.params), cfg.fit.privacy, models=2)
+    assert halves == {"max_epsilon": 1.5, "delta": 5e-6, "value_protection_epsilon": 0.15, "noise_multiplier": 2.0}
     assert dp_settings({"differential_privacy": {"max_epsilon": 2}}, None) == {"max_epsilon": 2}
     assert dp_settings({}, None) is None
     # an explicit noise multiplier wins over fit.privacy.epochs: nothing is calibrated

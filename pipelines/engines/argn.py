@@ -106,15 +106,18 @@ def param_problems(params: dict[str, Any]) -> list[str]:
     return problems
 
 
-def dp_settings(params: dict[str, Any], privacy: PrivacyConfig | None) -> dict[str, Any] | None:
-    """The engine's `differential_privacy` block: fit.privacy's epsilon as `max_epsilon` (value
-    protection's share included) and its delta, over the other DP knobs of `fit.params`."""
+def dp_settings(params: dict[str, Any], privacy: PrivacyConfig | None, models: int = 1) -> dict[str, Any] | None:
+    """The engine's `differential_privacy` block of each of `models` models: fit.privacy's epsilon and
+    delta split evenly between them (basic composition: the models' epsilons and deltas add up to the
+    target), each as `max_epsilon` (value protection's share included) and `delta`, over the other DP
+    knobs of `fit.params`."""
     raw = params.get("differential_privacy")
     if privacy is None:
         return raw
-    dp = {**(raw or {}), "max_epsilon": privacy.epsilon, "delta": privacy.delta}
+    epsilon = privacy.epsilon / models
+    dp = {**(raw or {}), "max_epsilon": round(epsilon, 9), "delta": privacy.delta / models}
     if dp.get("value_protection_epsilon") is None:
-        dp["value_protection_epsilon"] = round(VALUE_PROTECTION_SHARE * privacy.epsilon, 6)
+        dp["value_protection_epsilon"] = round(VALUE_PROTECTION_SHARE * epsilon, 6)
     return dp
 
 
@@ -190,12 +193,6 @@ class TabularArgn(ExternalEngine):
     def fit(self, train: Tables, metadata: Any, cfg: DatasetConfig, lay: Layout) -> ExternalModel:
         md = metadata.to_dict()["tables"]
         params = {**DEFAULTS, **cfg.fit.params}
-        dp = dp_settings(params, cfg.fit.privacy)
-        if dp is not None:
-            params["differential_privacy"] = dp
-        epochs = dp_epochs(params, cfg.fit.privacy)
-        if epochs is not None:  # the calibrated noise spends epsilon by then: a later epoch would be discarded
-            params["max_epochs"] = epochs
         if lay.relational:
             parts = argn_sets.fit_parts(train, md, cfg)
         elif cfg.source.sequence:
@@ -204,6 +201,12 @@ class TabularArgn(ExternalEngine):
             key = md[lay.main].get("primary_key")
             df = train[lay.main]
             parts = [argn_sets.Part("", lay.main, df, encodings(md[lay.main], df, {key}), key)]
+        dp = dp_settings(params, cfg.fit.privacy, models=len(parts))
+        if dp is not None:
+            params["differential_privacy"] = dp
+        epochs = dp_epochs(params, cfg.fit.privacy)
+        if epochs is not None:  # the calibrated noise spends epsilon by then: a later epoch would be discarded
+            params["max_epochs"] = epochs
         model_tmp = tempfile.TemporaryDirectory(prefix=f"{self.info.name}-model-")
         with tempfile.TemporaryDirectory(prefix=f"{self.info.name}-fit-") as tmp:
             work = Path(tmp)
