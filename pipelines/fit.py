@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pipelines import dp, engines, ids, metadata, pii, preflight, progress, tableset
+from pipelines import dp, engines, fit_rows, ids, metadata, pii, preflight, progress, tableset
 from pipelines.engines import candidates, selection
 from pipelines.errors import ConfigError, InvalidInputError
 from pipelines.io import sha256_file, write_json
@@ -47,6 +47,8 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
     problems = preflight.frame_problems(cfg, learned[lay.main], "the train split", plan.names)
     if problems:  # generate's own check, before a model is fitted and registered for nothing
         raise ConfigError(problems)
+    subsample = fit_rows.choose(learned[lay.main], cfg, lay, cfg.fit.max_rows)
+    learned = fit_rows.apply(learned, subsample, lay)  # auto-selection too: no engine sees more rows
     auto = cfg.fit.synthesizer == candidates.AUTO
     if auto:
         candidates.candidates(cfg)  # a bad candidate list fails before any work
@@ -69,6 +71,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
                 "synthesizer": fit_cfg.fit.synthesizer,
                 "seed": cfg.seed,
                 "tables": ",".join(sorted(train)),
+                **{f"subsample.{k}": v for k, v in subsample.record().items() if k != "fit_rows"},
                 **{f"synthesizer.{k}": str(v) for k, v in fit_cfg.fit.params.items()},
             }
         )
@@ -79,6 +82,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             {
                 "fit_seconds": fit_seconds,
                 "rows.train": len(train[lay.main]),
+                "rows.fit": len(subsample.positions),
                 **{f"rows.train.{t}": len(df) for t, df in train.items()},
             }
         )
@@ -119,6 +123,7 @@ def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
             domain=domain(learned[lay.main]),
             privacy=privacy,
             selection=chosen.to_record() if chosen else None,
+            subsample=subsample.record(),
             ids=ids.generated_unique(md.to_dict()["tables"][lay.main]) if lay.exact_rows else {},
         )
         record.write(paths.record("fit"))

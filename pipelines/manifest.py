@@ -128,6 +128,7 @@ def build_manifest(
             registered_model=fit.model.registered_model,
             registered_version=fit.model.registered_version,
             selection=fit.selection,
+            subsample=fit.subsample,
         ),
         gates=[GateVerdict.model_validate(g) for g in validation["gates"]],
         gx=records["validate"].gx.model_dump(mode="json"),

@@ -154,6 +154,16 @@ def test_a_memorising_engine_fails(memoriser, make_workspace, hdma):
     assert "canaries planted in a shadow memoriser fit exposed" in result.explanation
 
 
+def test_the_shadow_fit_sees_the_fit_records_subsample(memoriser, make_workspace, hdma):
+    """fit.max_rows: the shadow is fitted on the rows the model was (the fit record's max_rows) plus the canaries."""
+    from dataclasses import replace
+
+    ctx = _context(make_workspace, hdma, fit={"synthesizer": "memoriser"}, gates={"canaries": K})
+    ctx = replace(ctx, fit_record={"synthesizer": "memoriser", "subsample": {"max_rows": 300}})
+    f = Canaries().evaluate(ctx)[1]["canaries"]
+    assert f["synthetic_rows"] == 300 + K and f["exposed"] == f["reproduced"]
+
+
 def test_gaussian_copula_on_hdma_passes(make_workspace, hdma):
     ctx = _context(make_workspace, hdma, gates={"canaries": K})
     gate = Canaries()

@@ -165,6 +165,9 @@ class DatasetConfig(StrictModel):
             and "not supported for relational datasets yet (the pii_replay gate still checks detected PII)",
             "gates.canaries": self.gates.canaries > 0
             and "single tables only (the shadow fit plants canaries in one table)",
+            "fit.max_rows": self.fit.max_rows is not None
+            and "not supported for relational datasets (a subsample of parent rows would have to carry their "
+            "children and the reference tables whole); set it to null: every train row",
         }
         return [f"{key}: {why}" for key, why in unsupported.items() if why]
 

@@ -158,6 +158,15 @@ class FitConfig(StrictModel):
         description="synthesizer auto: share of the train split carved off (seeded) to score the candidates on; "
         "the holdout stays the gates' own",
     )
+    max_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="most rows of the train split the engine is fitted on: a bigger split is cut to a seeded "
+        "subsample (stratified by a class target, whole sequences for sequence datasets, else uniform; the same "
+        "rows every run), recorded in the fit record and manifest; the gates still compare with the whole train "
+        "split and the holdout, and generate.rows: null still means the train split's size; null: every train "
+        "row; refused for relational datasets (docs/engines.md 'Fitting big tables')",
+    )
     pii: PiiConfig = Field(default_factory=PiiConfig)
     constraints: tuple[ConstraintRule, ...] = Field(
         default=(), strict=False, description="business rules enforced at fit time and gated before release"

@@ -1,7 +1,7 @@
 """Canaries gate: does the generator give back records it saw once? (opt-in: `gates.canaries: k`)
 
 `k` outlier canaries are planted in the train split of a shadow fit (the dataset's engine, params,
-learned metadata and seed, as `fit` uses them) and `k` more are kept back as controls
+learned metadata, seed and `fit.max_rows` subsample, as `fit` uses them) and `k` more are kept back as controls
 (`pipelines.privacy.canaries`). The shadow model samples as many rows as it was fitted on (at most
 `dcr_train_rows`); the gate judges the share of planted canaries a synthetic row exposes minus the
 share of controls one exposes: memorisation of single records, which no figure against the
@@ -56,12 +56,15 @@ def shadow_sample(ctx: GateContext, train: pd.DataFrame, canaries: CanarySet) ->
 
 def canary_figures(ctx: GateContext) -> dict[str, Any]:
     """Plant, fit, sample and measure: the `canaries` figures, with the seconds it took."""
+    from pipelines import fit_rows
     from pipelines.gates.privacy import excluded_columns
     from pipelines.privacy.canaries import exposure, make_canaries
 
     started = time.perf_counter()
     main = ctx.main
-    train = ctx.learned_only(ctx.train)[main]
+    learned = ctx.learned_only(ctx.train)
+    max_rows = (ctx.fit_record.get("subsample") or {}).get("max_rows")
+    train = fit_rows.apply(learned, fit_rows.choose(learned[main], ctx.cfg, ctx.layout, max_rows), ctx.layout)[main]
     columns = ctx.metadata.to_dict()["tables"][main]["columns"]
     canaries = make_canaries(
         train,

@@ -69,6 +69,12 @@ def render(report: dict[str, Any]) -> str:
         f"seed {mo.get('seed', '-')}"
     )
     add(f"  sha256 {mo.get('sha256')}")
+    sub = mo.get("subsample")
+    if sub:
+        add(
+            f"  fitted on {sub['fit_rows']:,} of {sub['train_rows']:,} train rows ({sub['method']}; fit.max_rows "
+            f"{json.dumps(sub['max_rows'])}; positions sha256 {_short(sub['positions_sha256'])})"
+        )
     reg = mo.get("registry") or {}
     add(
         f"  registered {mo.get('registered_model')} v{mo.get('registered_version')}"

@@ -59,6 +59,11 @@ class ModelSummary(Model):
         description="synthesizer auto: the candidates' figures, the winner and why (the fit record's selection)",
         exclude_if=lambda v: v is None,
     )
+    subsample: dict[str, Any] | None = Field(
+        default=None,
+        description="the train rows the model was fitted on (fit.max_rows): the fit record's subsample block",
+        exclude_if=lambda v: v is None,
+    )
 
 
 class BlendSummary(Model):

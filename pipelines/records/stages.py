@@ -98,6 +98,14 @@ class FitRecord(StageRecord):
         description="synthesizer auto: every candidate's epochs, seconds and figures, the winner and why",
         exclude_if=lambda v: v is None,
     )
+    subsample: dict[str, Any] | None = Field(
+        default=None,
+        description="the train rows the engine saw (fit.max_rows): fit_rows, train_rows, max_rows, method (all rows, "
+        "stratified by <target>, uniform, whole sequences by <key>) and positions_sha256, the sha256 of their "
+        "0-based positions in the train split's main table as decimal lines (pipelines/fit_rows.py); None in "
+        "records written before it was recorded",
+        exclude_if=lambda v: v is None,
+    )
     ids: dict[str, str | None] = Field(
         default_factory=dict,
         description="single tables: the id columns generated unique, which generate renumbers per shard "
