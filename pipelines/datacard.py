@@ -86,7 +86,7 @@ class _Records:
             return {"question": question, "answer": why, "source": source, "gap": why}
         try:
             answer = value(record)
-        except (KeyError, TypeError, IndexError, AttributeError):
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             why = f"record {self.rel(key)} has no {field}: cannot answer ({sid})"
             return {"question": question, "answer": why, "source": source, "gap": why}
         return {"question": question, "answer": str(answer), "source": source}
@@ -278,8 +278,9 @@ def _shortfalls(v: dict[str, Any]) -> str:
 
 def _worst(v: dict[str, Any]) -> str:
     figs = v["figures"]
-    shapes = sorted(figs.get("column_shapes") or [], key=lambda c: c["score"])[:3]
-    pairs = sorted(figs.get("pair_trends") or [], key=lambda c: c["score"])[:3]
+    scored = {k: [c for c in figs.get(k) or [] if c["score"] is not None] for k in ("column_shapes", "pair_trends")}
+    shapes = sorted(scored["column_shapes"], key=lambda c: c["score"])[:3]
+    pairs = sorted(scored["pair_trends"], key=lambda c: c["score"])[:3]
     text = "columns " + _listed([f"{c['column']} {c['score']:g}" for c in shapes], "not measured")
     text += "; pairs " + _listed([f"{'/'.join(p['columns'])} {p['score']:g}" for p in pairs], "not measured")
     left = figs.get("floors_left_out") or {}

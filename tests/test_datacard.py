@@ -196,3 +196,12 @@ def test_a_typo_in_the_governance_block_is_named_by_its_path():
 )
 def test_near_threshold_gates(gate, near):
     assert datacard._near(gate) is near
+
+
+def test_worst_columns_and_pairs_skip_figures_not_measured():
+    figures = {
+        "column_shapes": [{"column": "a", "score": 0.9}, {"column": "b", "score": None}],
+        "pair_trends": [{"columns": ["a", "b"], "score": None}, {"columns": ["a", "c"], "score": 0.5}],
+        "floors_left_out": {"t.name": "text"},
+    }
+    assert datacard._worst({"figures": figures}) == "columns a 0.9; pairs a/c 0.5; left out of the floors: t.name"
