@@ -381,7 +381,7 @@ def build(paths: DatasetPaths, params: dict[str, Any], manifest: dict[str, Any] 
     gaps = list(dict.fromkeys(a["gap"] for a in every if "gap" in a))
     return {
         "dataset": paths.name,
-        "version": (manifest or {}).get("version"),
+        "version": (manifest or {}).get("version") or None,  # a DVC experiment's candidate (0) is not released
         "created_at": (manifest or {}).get("created_at"),
         "article_10_2": [{"point": k, "title": ARTICLE[k], "answers": v} for k, v in sections.items()],
         "datasheet": datasheet,
