@@ -14,6 +14,7 @@ from typing import Any
 
 from pipelines import STAGES
 from pipelines.cli_inspect import (
+    _cmd_audit,
     _cmd_datasets,
     _cmd_lineage,
     _cmd_privacy_ledger,
@@ -264,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("dataset")
     pl.add_argument("--json", action="store_true", help="print the ledger as JSON")
     pl.set_defaults(func=_cmd_privacy_ledger)
+    au = sub.add_parser("audit", help="the data card's gaps: free text not declared, records not readable")
+    au.add_argument("dataset")
+    au.add_argument("--json", action="store_true", help="print the whole card as JSON")
+    au.set_defaults(func=_cmd_audit)
     rp = sub.add_parser("reproduce", help="re-run a release from its records and compare its sha256")
     rp.add_argument("query", help="<dataset>@<version>, or a release file path / sha256")
     rp.add_argument("--json", action="store_true", help="print the result as JSON")

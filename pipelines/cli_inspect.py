@@ -180,6 +180,23 @@ def _cmd_privacy_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    """Exit 0 when the data card has no gaps, 1 when it has (printed), 2 for an unknown dataset.
+
+    The card is built as the next release would write it: from the run records on disk and the
+    effective params of params.yaml (pipelines/datacard.py).
+    """
+    from pipelines import datacard
+    from pipelines.config import load_params
+    from pipelines.datacard_render import audit_text
+    from pipelines.paths import paths_for
+
+    cfg = load_params(_params(args)).dataset(args.dataset)
+    card = datacard.build(paths_for(cfg.name), cfg.to_params())
+    print(json.dumps(card, indent=2, sort_keys=True) if args.json else audit_text(card))
+    return 1 if card["gaps"] else 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     """Exit 0 when the new release file has the recorded sha256, 4 when it does not."""
     from pipelines.reproduce import render, reproduce

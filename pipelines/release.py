@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import tableset
+from pipelines import datacard, tableset
 from pipelines.errors import GateFailed
 from pipelines.experiment import blocked_next_steps, candidate_experiment, candidate_paths
 from pipelines.gitinfo import dvc_experiment, runner_info
@@ -31,6 +31,9 @@ from pipelines.records.release import (
     ReleaseAttempt,
 )
 from pipelines.verdicts import verified_validation
+
+DATACARD_MD, DATACARD_JSON = "datacard.md", "datacard.json"
+"""The data card's files in the release folder (pipelines/datacard.py), listed in the manifest."""
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -149,8 +152,10 @@ def _append_attempt(paths: DatasetPaths, entry: dict[str, Any]) -> None:
 
 def assemble(paths: DatasetPaths, manifest: dict[str, Any], report_page: str, lay: tableset.Layout) -> Path:
     """The new release in a temporary folder beside the old one (the manifest gets its files): the
-    data as `<ds>.parquet`, or for a set of tables `tables/<table>.parquet`; every file and folder
-    with the modes the umask implies (the temporary folder itself is made 0700)."""
+    data as `<ds>.parquet`, or for a set of tables `tables/<table>.parquet`, the report and the data
+    card (`datacard.md`, `datacard.json`); every file and folder with the modes the umask implies
+    (the temporary folder itself is made 0700)."""
+    from pipelines.datacard_render import markdown, with_card
     from pipelines.report import with_lineage
 
     parent = paths.release_dir.parent
@@ -163,9 +168,14 @@ def assemble(paths: DatasetPaths, manifest: dict[str, Any], report_page: str, la
         data = new / target.relative_to(paths.release_dir)
         tableset.copy(paths.blended, data)
         manifest["files"] = tableset.manifest_files(data, paths.rel(target), int(manifest.get("rows", 0)))
+        card = datacard.build(paths, manifest["params"], manifest)
         report = new / paths.release_report.name
-        report.write_text(with_lineage(report_page, manifest), encoding="utf-8")
+        report.write_text(with_card(with_lineage(report_page, manifest), card), encoding="utf-8")
         manifest["files"].append({"path": paths.rel(paths.release_report), "rows": None, "sha256": sha256_file(report)})
+        for name, text in ((DATACARD_MD, markdown(card)), (DATACARD_JSON, dumps_json(card))):
+            (new / name).write_text(text, encoding="utf-8")
+            rel = paths.rel(paths.release_dir / name)
+            manifest["files"].append({"path": rel, "rows": None, "sha256": sha256_file(new / name)})
         text = dumps_json(Manifest.model_validate(manifest).model_dump(mode="json"))
         (new / "manifests").mkdir(exist_ok=True)
         (new / "manifests" / f"v{manifest['version']:04d}.json").write_text(text, encoding="utf-8")

@@ -95,7 +95,8 @@ def test_an_experiment_writes_a_candidate_and_leaves_the_release(released, monke
 
     assert _tree(p.release_dir) == before  # the release, its manifests and version untouched
     folder = released / "data" / "experiments" / "tuned-rows" / "hdma"
-    assert sorted(f.name for f in folder.iterdir()) == ["hdma.parquet", "manifest.json", "report.html"]
+    names = ["datacard.json", "datacard.md", "hdma.parquet", "manifest.json", "report.html"]
+    assert sorted(f.name for f in folder.iterdir()) == names
     m = json.loads((folder / "manifest.json").read_text())
     assert m["version"] == 0 and m["experiment"]["name"] == "tuned-rows" and m["experiment"]["published_version"] == 1
     assert m["files"][0] == {

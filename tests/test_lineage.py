@@ -52,7 +52,9 @@ def test_lineage_of_the_current_release_file(ws):
     assert (r["dataset"], r["version"], r["current"]) == ("hdma", 2, True)
     assert r["ok"] and not r["tampered"] and r["problems"] == [], r["problems"]
     assert r["resolved"]["kind"] == "file" and r["resolved"]["matched_versions"] == [2]
-    assert [f["status"] for f in r["files"]] == ["ok", "ok"]
+    assert [(f["path"].rsplit("/", 1)[-1], f["status"]) for f in r["files"]] == [
+        (name, "ok") for name in ("hdma.parquet", "report.html", "datacard.md", "datacard.json")
+    ]
     assert r["files"][0]["sha256"] == sha256_file(p.release_file) and r["files"][0]["rows"] == 500
     assert [g["name"] for g in r["gates"]] == [g["name"] for g in manifest["gates"]]
     assert all(g["passed"] and "threshold" in g and "value" in g for g in r["gates"])

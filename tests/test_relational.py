@@ -222,15 +222,17 @@ def test_a_release_in_the_old_layout_stays_traceable(validated):
     for f in (p.manifest, p.manifests_dir / f"v{version:04d}.json"):
         f.write_text(text)
     old = lineage.lineage(f"nyc@{version}", validated, use_mlflow=False, use_dvc=False)
-    assert [f["status"] for f in old["files"]] == ["ok"] * 6 and not old["tampered"], old["problems"]
+    assert [f["status"] for f in old["files"]] == ["ok"] * 8 and not old["tampered"], old["problems"]
     run_stages(validated, "nyc", ("release",))
     assert read_json(p.manifest)["version"] == version + 1
+    gaps = read_json(p.release_dir / "datacard.json")["gaps"]  # every record answered for a table set too
+    assert gaps and all(g.endswith(": not declared") for g in gaps), gaps
     assert p.release_tables.is_dir() and not (p.release_dir / "nyc.parquet").exists()
     old = lineage.lineage(f"nyc@{version}", validated, use_mlflow=False, use_dvc=False)
     assert [f["status"] for f in old["files"][:5]] == [f"not kept (superseded by v{version + 1})"] * 5
     assert not old["tampered"] and old["files"][0]["path"] == "data/release/nyc/nyc.parquet"
     new = lineage.lineage("nyc@latest", validated, use_mlflow=False, use_dvc=False)
-    assert [f["status"] for f in new["files"]] == ["ok"] * 6 and not new["tampered"], new["problems"]
+    assert [f["status"] for f in new["files"]] == ["ok"] * 8 and not new["tampered"], new["problems"]
     listed = lineage.releases("nyc", validated, use_mlflow=False)["releases"]
     assert sorted(r["version"] for r in listed if r["verdict"] == "released") == [version, version + 1]
 

@@ -23,6 +23,7 @@ An unknown key or a bad value is rejected with its full key path (`datasets.hdma
 from pipelines.config.base import DATASET_REQUIRED, SECTIONS
 from pipelines.config.dataset import DatasetConfig, Params
 from pipelines.config.gates import GatesConfig
+from pipelines.config.governance import GovernanceConfig
 from pipelines.config.load import (
     OVERRIDABLE,
     PARAM_KEYS,
@@ -55,6 +56,7 @@ __all__ = [
     "FitConfig",
     "GatesConfig",
     "GenerateConfig",
+    "GovernanceConfig",
     "IngestConfig",
     "Params",
     "PiiConfig",

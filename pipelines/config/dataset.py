@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from pipelines.config.base import StrictModel
 from pipelines.config.gates import GatesConfig
+from pipelines.config.governance import GovernanceConfig
 from pipelines.config.sections import BlendConfig, FitConfig, GenerateConfig, IngestConfig
 from pipelines.config.source import SourceConfig
 from pipelines.errors import ConfigError
@@ -42,6 +43,11 @@ class DatasetConfig(StrictModel):
     generate: GenerateConfig
     blend: BlendConfig
     gates: GatesConfig
+    governance: GovernanceConfig = Field(
+        default_factory=GovernanceConfig,
+        description="free-text answers for the data card (purpose, origin, assumptions, uses, maintainer); "
+        "optional: what is missing reads 'not declared' and `synthgate audit` lists it",
+    )
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> DatasetConfig:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from pipelines.config.base import DATASET_REQUIRED, NAME_PATTERN, SECTIONS, StrictModel
 from pipelines.config.dataset import DatasetConfig, Params
 from pipelines.config.gates import GatesConfig
+from pipelines.config.governance import GovernanceConfig
 from pipelines.config.sections import BlendConfig, FitConfig, GenerateConfig, IngestConfig
 from pipelines.errors import ConfigError
 
@@ -63,7 +64,7 @@ def _pydantic_problems(err: ValidationError, prefix: str, model: Any = None) -> 
     return [_problem(e, prefix, model) for e in err.errors()]
 
 
-_DEFAULT_KEYS = {"seed", *SECTIONS}
+_DEFAULT_KEYS = {"seed", "governance", *SECTIONS}
 
 _SECTION_MODELS: dict[str, type[StrictModel]] = {
     "ingest": IngestConfig,
@@ -71,6 +72,7 @@ _SECTION_MODELS: dict[str, type[StrictModel]] = {
     "generate": GenerateConfig,
     "blend": BlendConfig,
     "gates": GatesConfig,
+    "governance": GovernanceConfig,
 }
 
 _MISSING_HINTS = {
@@ -88,7 +90,7 @@ def _unknown_default_keys(defaults: Mapping[str, Any]) -> tuple[list[str], dict[
     exist, a section that is not a mapping), each named once at `defaults.<key>`, and a copy of
     `defaults` without them, so they are not reported again under every dataset."""
     problems = [
-        f"defaults.{k}: unknown key (`defaults` holds `seed` and the sections {', '.join(SECTIONS)})"
+        f"defaults.{k}: unknown key (`defaults` holds `seed`, `governance` and the sections {', '.join(SECTIONS)})"
         for k in defaults
         if k not in _DEFAULT_KEYS
     ]
