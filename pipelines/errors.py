@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class SynthgateError(Exception):
     """Base class: an error the user can act on (its message says what to do)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its attributes, whatever its constructor takes: an error raised in a generate
+        worker process reaches the parent as the same type, message and fields."""
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[SynthgateError], args: tuple[Any, ...], state: dict[str, Any]) -> SynthgateError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class ConfigError(SynthgateError):

@@ -2,12 +2,14 @@
 
 Shard i is sampled with its own seed derived from (dataset seed, i), after resetting the
 synthesizer's sampling state, so a shard's bytes do not depend on which process samples it or
-in which order: DVC samples the shards in one process, Airflow maps them over workers.
+in which order: the CLI and DVC sample the shards in a pool of `generate.workers` processes (one
+when 1), Airflow maps them over its workers.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import engines, ids, pii, progress, tableset
 from pipelines.engines import SampleRequest
-from pipelines.errors import InvalidInputError
+from pipelines.errors import InvalidInputError, OutOfResources
 from pipelines.records.stages import FitRecord, GenerateRecord, IngestRecord
 
 if TYPE_CHECKING:
@@ -171,8 +173,13 @@ def run_shard(
     }
 
 
-def finalize(cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Check the shard set is complete, remove stale shards, write the generate record."""
+def finalize(
+    cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[str, Any]], workers: int | None = None
+) -> dict[str, Any]:
+    """Check the shard set is complete, remove stale shards, write the generate record.
+
+    `workers`: the processes that sampled the shards (None: mapped Airflow tasks).
+    """
     import mlflow
 
     from pipelines import tracking
@@ -187,6 +194,7 @@ def finalize(cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[s
     with tracking.stage_run(cfg, paths, "generate") as handle:
         mlflow.log_params(
             {"rows": total, "shard_rows": cfg.generate.shard_rows, "shards": len(shard_results), "seed": cfg.seed}
+            | ({"workers": workers} if workers else {})
         )
         mlflow.log_metric("rows.synthetic", total)
         record = GenerateRecord(
@@ -195,6 +203,7 @@ def finalize(cfg: DatasetConfig, paths: DatasetPaths, shard_results: list[dict[s
             seed=cfg.seed,
             shard_rows=cfg.generate.shard_rows,
             shards=shard_results,
+            workers=workers,
             model={"sha256": fit.model.sha256},
             pii=fit.pii,
             columns=fit.columns,
@@ -218,13 +227,101 @@ def _rebalance_record(cfg: DatasetConfig, shard_results: list[dict[str, Any]]) -
     return {"column": column, "shares": dict(cfg.blend.shares), "rows_by_class": rows}
 
 
-def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
-    """The generate stage in one process: every shard in turn, then the record."""
-    context = load_context(cfg, paths)
-    shards = shards_for(cfg, paths)
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask; all of them where there is none)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - macOS has no affinity mask
+
+
+def worker_count(cfg: DatasetConfig, shards: int) -> int:
+    """Processes that sample the shards: `generate.workers` (null: the usable cores), at most one per shard."""
+    return max(1, min(cfg.generate.workers or usable_cores(), shards))
+
+
+_WORKER: tuple[DatasetConfig, DatasetPaths, dict[str, Any]] | None = None
+"""In a pool worker: the config, paths and context (the model, loaded once) every task samples with."""
+
+
+def _init_worker(cfg: DatasetConfig, paths: DatasetPaths, context: dict[str, Any] | None) -> None:
+    global _WORKER
+    _WORKER = (cfg, paths, context or load_context(cfg, paths))
+
+
+def _pooled_shard(shard: Shard) -> dict[str, Any]:
+    if _WORKER is None:  # pragma: no cover - the pool's initializer always ran
+        raise RuntimeError("generate worker used before its initializer")
+    cfg, paths, context = _WORKER
+    return run_shard(cfg, paths, shard, context)
+
+
+def sample_pool(
+    cfg: DatasetConfig, paths: DatasetPaths, shards: list[Shard], context: dict[str, Any], workers: int, label: str
+) -> list[dict[str, Any]]:
+    """Sample and write `shards` in a pool of `workers` processes; their results, in shard order.
+
+    A `forkable` engine's workers are forked (before any progress thread starts) and share the model
+    this process loaded; the others' are spawned and load it once each. A failing shard stops the
+    rest: once running shards end, the error of the lowest failed shard is raised as the worker
+    raised it (a shard is written atomically, so none is left half-written). A worker killed outright
+    (most often by the kernel for memory) is an OutOfResources error; its temporary file is removed.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    forked = context["engine"].info.forkable
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork" if forked else "spawn"),
+        initializer=_init_worker,
+        initargs=(cfg, paths, context if forked else None),  # fork: inherited, never pickled
+    )
+    try:
+        futures = {pool.submit(_pooled_shard, shard): shard for shard in shards}  # fork: every worker starts here
+        with progress.step(label, total=len(shards)) as step:
+            for future in as_completed(futures):
+                if future.exception() is not None:
+                    break
+                step.advance()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    failed = sorted(
+        (futures[f].index, f.exception()) for f in futures if f.done() and not f.cancelled() and f.exception()
+    )
+    typed = [err for _, err in failed if not isinstance(err, BrokenProcessPool)]
+    if typed:
+        raise typed[0]
+    if failed:  # the pool broke: a worker died (its temporary file stays) or a result could not be read
+        for partial in paths.synthetic_dir.glob(".part-*.tmp"):
+            partial.unlink(missing_ok=True)
+        if failed[0][1].__cause__ is not None:  # the pool names what it could not read back
+            raise failed[0][1]
+        raise OutOfResources(
+            f"generate {cfg.name}: a sampling process was killed (most often by the kernel, out of memory): "
+            f"lower generate.workers ({workers}) or generate.shard_rows ({cfg.generate.shard_rows}) and run again"
+        ) from failed[0][1]
+    return [f.result() for f in futures]
+
+
+def sample_shards(
+    cfg: DatasetConfig, paths: DatasetPaths, shards: list[Shard], context: dict[str, Any], workers: int
+) -> list[dict[str, Any]]:
+    """Sample and write every shard: in this process when `workers` is 1, else in a pool of them."""
+    label = f"generate {cfg.name}: {sum(s.rows for s in shards):,} rows"
+    if workers > 1:
+        return sample_pool(cfg, paths, shards, context, workers, f"{label}, {workers} processes")
     results = []
-    with progress.step(f"generate {cfg.name}: {sum(s.rows for s in shards):,} rows", total=len(shards)) as step:
+    with progress.step(label, total=len(shards)) as step:
         for shard in shards:
             results.append(run_shard(cfg, paths, shard, context))
             step.advance()
-    return finalize(cfg, paths, results)
+    return results
+
+
+def run(cfg: DatasetConfig, paths: DatasetPaths) -> dict[str, Any]:
+    """The generate stage: the model loaded once, every shard (`generate.workers` processes), the record."""
+    context = load_context(cfg, paths)
+    shards = shards_for(cfg, paths)
+    workers = worker_count(cfg, len(shards))
+    return finalize(cfg, paths, sample_shards(cfg, paths, shards, context, workers), workers)

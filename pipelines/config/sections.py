@@ -218,6 +218,12 @@ class GenerateConfig(StrictModel):
         default=10_000_000, ge=1, description="upper bound on rows, checked before any stage runs (raise it on purpose)"
     )
     shard_rows: int = Field(default=50_000, ge=100)
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="processes sampling the shards in one run (CLI/DVC; at most one per shard); null: the "
+        "machine's usable cores. Performance only: the shards' bytes are the same for any count",
+    )
     conditions: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="conditional sampling: every generated row has these values, e.g. {deny: 'yes'}",

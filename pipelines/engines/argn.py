@@ -274,6 +274,7 @@ ENGINE = TabularArgn(
         dp=True,
         environment="tabularargn",
         multi_table_limits=argn_sets.LIMITS,
+        forkable=True,  # this side only writes requests and reads parquet; torch runs in the runner's process
     ),
     EngineEnv("tabularargn"),
     Path(__file__).with_name("argn_runner.py"),

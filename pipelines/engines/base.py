@@ -41,6 +41,10 @@ class EngineInfo:
     """The engine's own locked environment (engines/envs/<name>/); None: the platform's virtualenv."""
     multi_table_limits: str | None = None
     """Which table sets a multi-table engine fits, when not every one (e.g. two tables, one key)."""
+    forkable: bool = False
+    """Samples in a forked process safely: its sampling runs no OpenMP code (torch's OpenMP pool hangs a
+    forked child once the parent has used it). generate's pool forks its workers for such an engine
+    (they share the model the parent loaded) and spawns fresh ones, which load it, for the others."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (fit record, manifest, MLflow)."""

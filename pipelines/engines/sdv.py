@@ -193,7 +193,8 @@ class SdvPAR(_SdvEngine):
 
 
 def _single(name: str, cls_name: str, family: str, params: frozenset[str]) -> SdvSingleTable:
-    info = EngineInfo(name, family, LICENCE, params, conditions=True, constraints=True)
+    forkable = family == "copula"  # numpy/scipy only; the others sample with torch
+    info = EngineInfo(name, family, LICENCE, params, conditions=True, constraints=True, forkable=forkable)
     return SdvSingleTable(info, cls_name)
 
 

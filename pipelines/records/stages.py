@@ -138,6 +138,11 @@ class GenerateRecord(StageRecord):
     seed: int = Field(description="the dataset seed the shard seeds derive from")
     shard_rows: int = Field(description="generate.shard_rows")
     shards: list[ShardEntry]
+    workers: int | None = Field(
+        default=None,
+        description="processes that sampled the shards (generate.workers, at most one per shard); null: "
+        "Airflow's mapped tasks, or a record older than the knob. Never changes a shard's bytes",
+    )
     model: dict[str, Any] = Field(description="the sha256 of the model sampled from")
     pii: dict[str, Any] | None = Field(description="the PII plan applied to the sampled rows")
     columns: list[str] | None = Field(description="the main table's columns, in source order")

@@ -142,7 +142,7 @@ def test_combine_refuses_a_missing_or_changed_shard(repo, first):
 
 
 def test_fan_out_is_byte_identical_to_the_single_process_stage(repo, first, tmp_path):
-    """The mapped shards equal `pipelines.generate.run` (one process) for the same seed and plan."""
+    """The mapped shards equal `pipelines.generate.run` (its own process pool) for the same seed and plan."""
     from pipelines import generate
 
     mapped = read_json(repo / "runs/hdma/generate.json")["shards"]
