@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import engines, ids, pii, progress, tableset
 from pipelines.engines import SampleRequest
-from pipelines.errors import InvalidInputError, OutOfResources
+from pipelines.errors import InvalidInputError, OutOfResources, SynthgateError
 from pipelines.records.stages import FitRecord, GenerateRecord, IngestRecord
 
 if TYPE_CHECKING:
@@ -239,20 +239,44 @@ def worker_count(cfg: DatasetConfig, shards: int) -> int:
     return max(1, min(cfg.generate.workers or usable_cores(), shards))
 
 
-_WORKER: tuple[DatasetConfig, DatasetPaths, dict[str, Any]] | None = None
-"""In a pool worker: the config, paths and context (the model, loaded once) every task samples with."""
+_WORKER: tuple[DatasetConfig, DatasetPaths, dict[str, Any]] | Exception | None = None
+"""In a pool worker: the config, paths and context (the model, loaded once) every task samples with,
+or the error loading them raised (each task raises it, so it reaches the stage typed)."""
 
 
 def _init_worker(cfg: DatasetConfig, paths: DatasetPaths, context: dict[str, Any] | None) -> None:
     global _WORKER
-    _WORKER = (cfg, paths, context or load_context(cfg, paths))
+    try:
+        _WORKER = (cfg, paths, context or load_context(cfg, paths))
+    except Exception as err:  # an initializer's error would only break the pool, untyped
+        _WORKER = err
 
 
 def _pooled_shard(shard: Shard) -> dict[str, Any]:
     if _WORKER is None:  # pragma: no cover - the pool's initializer always ran
         raise RuntimeError("generate worker used before its initializer")
+    if isinstance(_WORKER, Exception):
+        raise _WORKER
     cfg, paths, context = _WORKER
     return run_shard(cfg, paths, shard, context)
+
+
+class _Recorded:
+    """A multiprocessing context that keeps the processes it starts: their exit codes say why a pool broke."""
+
+    def __init__(self, method: str) -> None:
+        import multiprocessing
+
+        self._context = multiprocessing.get_context(method)
+        self.processes: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # the name ProcessPoolExecutor calls
+        process = self._context.Process(*args, **kwargs)
+        self.processes.append(process)
+        return process
 
 
 def sample_pool(
@@ -263,20 +287,16 @@ def sample_pool(
     A `forkable` engine's workers are forked (before any progress thread starts) and share the model
     this process loaded; the others' are spawned and load it once each. A failing shard stops the
     rest: once running shards end, the error of the lowest failed shard is raised as the worker
-    raised it (a shard is written atomically, so none is left half-written). A worker killed outright
-    (most often by the kernel for memory) is an OutOfResources error; its temporary file is removed.
+    raised it (a shard is written atomically, so none is left half-written). A worker that dies
+    (killed by the kernel for memory: OutOfResources) leaves its temporary file, which is removed.
     """
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     forked = context["engine"].info.forkable
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("fork" if forked else "spawn"),
-        initializer=_init_worker,
-        initargs=(cfg, paths, context if forked else None),  # fork: inherited, never pickled
-    )
+    mp = _Recorded("fork" if forked else "spawn")
+    initargs = (cfg, paths, context if forked else None)  # fork: inherited, never pickled
+    pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=_init_worker, initargs=initargs)
     try:
         futures = {pool.submit(_pooled_shard, shard): shard for shard in shards}  # fork: every worker starts here
         with progress.step(label, total=len(shards)) as step:
@@ -287,21 +307,34 @@ def sample_pool(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     failed = sorted(
-        (futures[f].index, f.exception()) for f in futures if f.done() and not f.cancelled() and f.exception()
+        ((futures[f].index, f.exception()) for f in futures if f.done() and not f.cancelled() and f.exception()),
+        key=lambda pair: pair[0],
     )
     typed = [err for _, err in failed if not isinstance(err, BrokenProcessPool)]
     if typed:
         raise typed[0]
-    if failed:  # the pool broke: a worker died (its temporary file stays) or a result could not be read
+    if failed:
         for partial in paths.synthetic_dir.glob(".part-*.tmp"):
             partial.unlink(missing_ok=True)
-        if failed[0][1].__cause__ is not None:  # the pool names what it could not read back
-            raise failed[0][1]
-        raise OutOfResources(
+        raise _broken(cfg, workers, [p.exitcode for p in mp.processes]) from failed[0][1]
+    return [f.result() for f in futures]
+
+
+def _broken(cfg: DatasetConfig, workers: int, exit_codes: list[int | None]) -> Exception:
+    """Why the pool broke, from its processes' exit codes."""
+    import signal
+
+    if -signal.SIGKILL in exit_codes:
+        return OutOfResources(
             f"generate {cfg.name}: a sampling process was killed (most often by the kernel, out of memory): "
             f"lower generate.workers ({workers}) or generate.shard_rows ({cfg.generate.shard_rows}) and run again"
-        ) from failed[0][1]
-    return [f.result() for f in futures]
+        )
+    return SynthgateError(
+        f"generate {cfg.name}: a sampling process ended before returning its shard (exit codes {exit_codes}); "
+        "its output above says why. A script that runs generate itself must guard its top level with "
+        "`if __name__ == '__main__':` (engines sampling with torch get spawned workers, which import it); "
+        "generate.workers: 1 samples in one process"
+    )
 
 
 def sample_shards(

@@ -14,7 +14,14 @@ import yaml
 
 from pipelines import engines, generate
 from pipelines.engines.sdv import SdvSingleTable
-from pipelines.errors import ConfigError, EngineError, InvalidInputError, OutOfResources
+from pipelines.errors import (
+    ConfigError,
+    EngineError,
+    IntegrityError,
+    InvalidInputError,
+    OutOfResources,
+    SynthgateError,
+)
 from pipelines.paths import paths_for
 from tests.conftest import HDMA, clean_env, defaults, load, run_stages, small_block
 
@@ -100,23 +107,46 @@ def test_a_failing_shard_raises_the_error_one_process_raises(fitted, monkeypatch
     assert (pooled.path, pooled.problems) == (single.path, single.problems)
 
 
-def test_a_killed_worker_is_out_of_resources_and_leaves_no_partial_shard(fitted, monkeypatch):
+@pytest.mark.parametrize(
+    ("death", "error", "message"),
+    [
+        (lambda: os.kill(os.getpid(), signal.SIGKILL), OutOfResources, r"killed.*lower generate.workers \(2\)"),
+        (lambda: os._exit(3), SynthgateError, r"ended before returning its shard \(exit codes \[.*3.*\]\)"),
+    ],
+    ids=["killed", "exited"],
+)
+def test_a_worker_that_dies_is_named_and_leaves_no_partial_shard(fitted, monkeypatch, death, error, message):
     p = paths_for("hdma", fitted)
     parent, real_fsync = os.getpid(), os.fsync
 
     def fsync(fd: int) -> None:  # a worker dies with its shard's temporary file written, not yet renamed
         if os.getpid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
+            death()
         real_fsync(fd)
 
     for shard in p.synthetic_dir.glob("part-*.parquet"):
         shard.unlink()
     monkeypatch.setattr(os, "fsync", fsync)
-    with pytest.raises(OutOfResources, match=r"a sampling process was killed.*lower generate.workers \(2\)"):
+    with pytest.raises(error, match=message) as err:
         _generate(fitted, 2)
+    assert (type(err.value) is OutOfResources) == (error is OutOfResources)  # an exit is not taken for memory
     assert _leftovers(fitted) == []
     monkeypatch.undo()
     _generate(fitted, 2)  # leave the workspace whole for the other tests
+
+
+def test_a_worker_that_cannot_load_the_model_raises_that_error_for_its_shards(fitted, monkeypatch):
+    """A spawned worker loads the model itself: its IntegrityError reaches the stage typed, not as a broken pool."""
+    cfg, p = load(fitted, "hdma"), paths_for("hdma", fitted)
+
+    def tampered(cfg, paths):
+        raise IntegrityError("models/hdma/synthesizer.pkl does not match the fit record")
+
+    monkeypatch.setattr(generate, "load_context", tampered)
+    monkeypatch.setattr(generate, "_WORKER", None)
+    generate._init_worker(cfg, p, None)
+    with pytest.raises(IntegrityError, match="does not match the fit record"):
+        generate._pooled_shard(generate.shards_for(cfg, p)[0])
 
 
 def test_workers_default_to_the_usable_cores_and_never_exceed_the_shards(fitted):
