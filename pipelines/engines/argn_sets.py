@@ -49,6 +49,36 @@ def encodings(metadata_table: dict[str, Any], df: pd.DataFrame, keys: set[str | 
     return {c: ENCODINGS.get(columns[c]["sdtype"], "AUTO") for c in df.columns if c not in keys}
 
 
+RARE_BELOW = 5
+"""mostlyai-engine's value protection hides every category seen fewer than a random 5-7 times (counted
+in rows, or in entities for a child table) in the 80% of the rows it trains on, and with no category
+left to sample in its place releases its `_RARE_` token: a column whose commonest value is seen fewer
+than 5 times in the whole train split is certain to be released as `_RARE_` only (between 5 and 7 it
+depends on the draw; the types gate blocks such a release)."""
+
+
+def all_rare_problems(parts: list[Part], params: dict[str, Any]) -> list[str]:
+    """Categorical columns value protection would release as `_RARE_` only (none without protection)."""
+    if params.get("value_protection") is False:
+        return []
+    problems = []
+    for part in parts:
+        for col, encoding in part.encodings.items():
+            if encoding != "TABULAR_CATEGORICAL" or part.frame[col].isna().all():
+                continue
+            by_entity = part.context is not None and part.context_key in part.frame.columns
+            frame = part.frame
+            counts = frame.groupby(col)[part.context_key].nunique() if by_entity else frame[col].value_counts()
+            top = int(counts.max())
+            if top < RARE_BELOW:
+                problems.append(
+                    f"column '{col}' of '{part.table}': its commonest value is seen {top} time(s) in "
+                    f"{len(part.frame):,} train rows, so TabularARGN's value protection (categories seen fewer "
+                    "than 5-7 times) would release every value as '_RARE_'"
+                )
+    return problems
+
+
 def shape_problems(cfg: DatasetConfig) -> list[str]:
     """Why a relational dataset is not a parent and one child tabular_argn can fit (config check)."""
     src = cfg.source
