@@ -221,13 +221,14 @@ def git_init(path: Path) -> None:
 SMALL_HDMA_ROWS = 400
 
 
-def small_hdma_repo(dest: Path) -> Path:
+def small_hdma_repo(dest: Path, shard_rows: int | None = None) -> Path:
     """A git copy of the repository whose params.yaml keeps only a small HDMA pipeline (400 synthetic
-    rows; gates at 400 rows: noisy utility and rare-class figures, no bias figures), no dvc.lock."""
+    rows, in shards of `shard_rows` if given; gates at 400 rows: noisy utility and rare-class figures,
+    no bias figures), no dvc.lock."""
     copy_repo(dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     hdma = params["datasets"]["hdma"]
-    hdma["generate"] = {"rows": SMALL_HDMA_ROWS}
+    hdma["generate"] = {"rows": SMALL_HDMA_ROWS, **({"shard_rows": shard_rows} if shard_rows else {})}
     # gaps up to 0.38 with hdma's few-valued columns ordinal at this size; tests/test_bias.py has bias
     hdma["gates"] = {
         "sample_rows": SMALL_HDMA_ROWS,

@@ -8,14 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipelines.errors import InvalidInputError
 from pipelines.io import sha256_file
 from pipelines.reproduce import reproduce
-from tests.conftest import FLOORS_OFF, copy_repo, git_init, venv_env
-
-ROWS = 400
+from tests.conftest import small_hdma_repo, venv_env
 
 
 def _synthgate(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -36,21 +33,7 @@ def _swap_two_rows(csv: Path) -> None:
 def repo(tmp_path_factory) -> Path:
     """A git copy of the repo (small HDMA) with v1 released from the commit and v2 released from an
     uncommitted edit of the source, which is then reverted (its source is in no record any more)."""
-    dest = copy_repo(tmp_path_factory.mktemp("repro") / "repo")
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    hdma = params["datasets"]["hdma"]
-    hdma["generate"] = {"rows": ROWS}
-    hdma["gates"] = {
-        "sample_rows": ROWS,
-        "utility_gap_max": 0.5,
-        "minority_recall_ratio_min": 0.0,
-        **FLOORS_OFF,
-    }  # 400 rows:
-    hdma["sensitive"] = []  # noisy utility (gaps up to 0.38), rare-class and bias figures
-    params["datasets"] = {"hdma": hdma}
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    git_init(dest)
+    dest = small_hdma_repo(tmp_path_factory.mktemp("repro") / "repo")
     first = _synthgate(dest, "run", "hdma")
     assert first.returncode == 0, first.stderr[-3000:]
     source = dest / "sources" / "hdma.csv"

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import FLOORS_OFF, REPO, copy_repo, git_init
+from tests.conftest import REPO, small_hdma_repo
 
 DAGS = REPO / "dags"
 _HOME = Path(tempfile.mkdtemp(prefix="synthgate-airflow-home-"))
@@ -54,20 +53,10 @@ def airflow_db() -> Path:
     return _HOME
 
 
-def small_repo(dest: Path, rows: int = 400, shard_rows: int = 100) -> Path:
-    """A git-committed copy of the repo whose params.yaml keeps only a small HDMA pipeline."""
-    copy_repo(dest)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    hdma = params["datasets"]["hdma"]
-    hdma["generate"] = {"rows": rows, "shard_rows": shard_rows}
-    # A 400-row slice gives noisy utility, rare-class and bias figures; the tests are about the runner.
-    hdma["gates"] = {"sample_rows": rows, "utility_gap_max": 0.5, "minority_recall_ratio_min": 0.0, **FLOORS_OFF}
-    hdma["sensitive"] = []
-    params["datasets"] = {"hdma": hdma}
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    git_init(dest)
-    return dest
+def small_repo(dest: Path, shard_rows: int = 100) -> Path:
+    """A git-committed copy of the repo whose params.yaml keeps only a small HDMA pipeline
+    (`SMALL_HDMA_ROWS` rows in shards of `shard_rows`: the DAG maps them)."""
+    return small_hdma_repo(dest, shard_rows=shard_rows)
 
 
 @contextlib.contextmanager

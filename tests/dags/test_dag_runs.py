@@ -20,12 +20,12 @@ import pytest
 from pipelines import STAGES
 from pipelines.io import read_json, sha256_file
 from pipelines.paths import paths_for
-from tests.conftest import load
+from tests.conftest import SMALL_HDMA_ROWS, load
 from tests.dags.conftest import run_dag, small_repo
 
 pytestmark = pytest.mark.slow
 
-ROWS, SHARD_ROWS = 400, 100
+ROWS, SHARD_ROWS = SMALL_HDMA_ROWS, 100
 SHARDS = [f"generate.sample_shard[{i}]" for i in range(ROWS // SHARD_ROWS)]
 GENERATE = ["generate.plan_shards", *SHARDS, "generate.combine_shards"]
 WORK = ["ingest", "fit", *GENERATE, "blend", "validate", "release", "record_dvc"]
@@ -59,7 +59,7 @@ def _dvc(repo: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, airflow_db) -> Path:
-    return small_repo(tmp_path_factory.mktemp("dagrun") / "repo", ROWS, SHARD_ROWS)
+    return small_repo(tmp_path_factory.mktemp("dagrun") / "repo", SHARD_ROWS)
 
 
 @pytest.fixture(scope="module")
